@@ -1,0 +1,547 @@
+"""The ModelDeployment spec: what a user asks for.
+
+These pydantic models are the single source of truth for the API. The CRD in
+``crds/`` is generated from them (``gantry crd``), so every ``description`` here
+is what ``kubectl explain`` shows, and every ``x-kubernetes-validations`` rule is
+enforced by the API server itself before the operator ever sees the object.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "serving.gantry.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ModelDeployment"
+PLURAL = "modeldeployments"
+SINGULAR = "modeldeployment"
+SHORT_NAMES = ("md",)
+
+# Durations as Kubernetes users write them elsewhere (e.g. "30s", "1m30s", "500ms").
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# A Kubernetes quantity ("4", "500m", "16Gi"); the API server re-checks it in the Deployment.
+QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+MIG_PROFILE_PATTERN = r"^[1-9][0-9]?g\.[1-9][0-9]*gb(\+me)?$"
+MODEL_URI_PATTERN = r"^(s3|gs|https?|pvc|file)://.+"
+DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.01-py3"
+
+_DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Return seconds for a duration such as ``"1m30s"``.
+
+    Raises:
+        ValueError: the text is not a duration.
+    """
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"{text!r} is not a duration such as 30s, 2m or 1m30s")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_RE.findall(text))
+
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=64)]
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    """One ``x-kubernetes-validations`` entry (a CEL rule the API server enforces)."""
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+def validations(*rules: dict[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+class ApiModel(BaseModel):
+    """Base for API objects: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class ModelFormat(StrEnum):
+    TORCHSCRIPT = "torchscript"
+    PYTORCH = "pytorch"
+    ONNX = "onnx"
+    TENSORRT = "tensorrt"
+    PYTHON = "python"
+
+
+class ModelSpec(ApiModel):
+    """The model to serve."""
+
+    name: str = Field(
+        description="Model name as Triton serves it (/v2/models/{name}).",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        max_length=128,
+    )
+    uri: str = Field(
+        description=(
+            "Where the model repository lives: s3://, gs://, http(s):// (fetched by an "
+            "init container into /models) or pvc://CLAIM/PATH (mounted read-only)."
+        ),
+        pattern=MODEL_URI_PATTERN,
+        max_length=2048,
+    )
+    version: str = Field(
+        default="1",
+        description="Model version; part of the revision, so changing it starts a rollout.",
+        pattern=r"^[0-9]+$",
+        max_length=16,
+    )
+    format: ModelFormat = Field(
+        default=ModelFormat.TORCHSCRIPT, description="Serialized model format."
+    )
+
+
+class EnvVar(ApiModel):
+    name: str = Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=256)
+    value: str = Field(default="", max_length=32768)
+
+
+class Ports(ApiModel):
+    """Container ports of the inference server."""
+
+    http: int = Field(default=8000, ge=1, le=65535, description="KServe v2 HTTP port.")
+    grpc: int = Field(default=8001, ge=1, le=65535, description="KServe v2 gRPC port.")
+    metrics: int = Field(default=8002, ge=1, le=65535, description="Prometheus metrics port.")
+
+
+class RuntimeSpec(ApiModel):
+    """The serving container."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.ports.http != self.ports.grpc && self.ports.http != self.ports.metrics"
+                " && self.ports.grpc != self.ports.metrics",
+                "runtime.ports http, grpc and metrics must differ",
+                ".ports",
+            )
+        )
+    )
+
+    image: str = Field(
+        default=DEFAULT_TRITON_IMAGE, description="Container image.", min_length=1, max_length=512
+    )
+    command: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list,
+        description="Entrypoint override; empty keeps tritonserver with generated flags.",
+        max_length=64,
+    )
+    args: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list, description="Extra arguments appended to the server.", max_length=64
+    )
+    env: list[EnvVar] = Field(default_factory=list, max_length=128)
+    ports: Ports = Field(default_factory=Ports)
+    shm_size: Quantity = Field(
+        default="1Gi",
+        description="Size of the memory-backed /dev/shm (Triton passes tensors through it).",
+    )
+
+
+class MigSpec(ApiModel):
+    """A MIG slice request (nvidia.com/mig-<profile>), exposed with the mixed strategy."""
+
+    profile: str = Field(
+        description="MIG profile such as 1g.10gb or 3g.40gb.",
+        pattern=MIG_PROFILE_PATTERN,
+        max_length=16,
+    )
+    count: int = Field(default=1, ge=1, le=7, description="Slices per pod.")
+
+
+class GpuSpec(ApiModel):
+    """GPUs per pod and which GPUs qualify."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!(has(self.count) && has(self.mig))",
+                "set either gpu.count (whole GPUs) or gpu.mig (MIG slices), not both",
+            )
+        )
+    )
+
+    count: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="Whole GPUs per pod (nvidia.com/gpu); defaults to 1 when mig is not set.",
+    )
+    mig: MigSpec | None = Field(default=None, description="MIG slices instead of whole GPUs.")
+    product: str | None = Field(
+        default=None,
+        description="Required nvidia.com/gpu.product label (GPU Feature Discovery), e.g. "
+        "NVIDIA-H100-80GB-HBM3.",
+        pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]*$",
+        max_length=63,
+    )
+    min_memory_mi_b: int | None = Field(
+        default=None,
+        alias="minMemoryMiB",
+        ge=1,
+        description="Minimum nvidia.com/gpu.memory (MiB) a node's GPUs must have.",
+    )
+
+    @model_validator(mode="after")
+    def _whole_or_mig(self) -> GpuSpec:
+        if self.count is not None and self.mig is not None:
+            raise ValueError("set either gpu.count (whole GPUs) or gpu.mig (MIG slices), not both")
+        return self
+
+    @property
+    def resource_name(self) -> str:
+        return f"nvidia.com/mig-{self.mig.profile}" if self.mig else "nvidia.com/gpu"
+
+    @property
+    def resource_count(self) -> int:
+        if self.mig is not None:
+            return self.mig.count
+        return self.count if self.count is not None else 1
+
+
+class ResourcesSpec(ApiModel):
+    """Compute per pod."""
+
+    gpu: GpuSpec | None = Field(default=None, description="GPUs; omit for a CPU-only model.")
+    cpu: Quantity = Field(default="1", description="CPU request and limit.")
+    memory: Quantity = Field(default="2Gi", description="Memory request and limit.")
+
+
+class PlacementSpec(ApiModel):
+    """Scheduling constraints merged with the GPU-derived ones."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict, max_length=64)
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Extra tolerations (core/v1 Toleration); the nvidia.com/gpu taint is "
+        "tolerated automatically for GPU models.",
+        max_length=64,
+        json_schema_extra={"items": {"x-kubernetes-preserve-unknown-fields": True}},
+    )
+    affinity: dict[str, Any] = Field(
+        default_factory=dict,
+        description="core/v1 Affinity; its node affinity terms are combined with the GPU ones.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    priority_class_name: str | None = Field(default=None, max_length=253)
+
+
+class ScalingMetricType(StrEnum):
+    CPU = "cpu"
+    QUEUE_TIME_MS = "queueTimeMs"
+    INFLIGHT = "inflight"
+    GPU_UTILIZATION = "gpuUtilization"
+
+
+class ScalingMetric(ApiModel):
+    type: ScalingMetricType = Field(
+        default=ScalingMetricType.CPU,
+        description="cpu: average CPU utilization percent (resource metric); queueTimeMs, "
+        "inflight, gpuUtilization: per-pod custom metrics (nv_inference_queue_duration_ms, "
+        "nv_inference_pending_request_count, nv_gpu_utilization) served by a metrics adapter.",
+    )
+    target: float = Field(default=80, gt=0, description="Target average value per pod.")
+
+
+class ScalingSpec(ApiModel):
+    """Replica bounds; an HorizontalPodAutoscaler is created when max > min."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.minReplicas <= self.maxReplicas",
+                "scaling.minReplicas must be less than or equal to scaling.maxReplicas",
+                ".minReplicas",
+            )
+        )
+    )
+
+    min_replicas: int = Field(default=1, ge=1, le=1000)
+    max_replicas: int = Field(default=1, ge=1, le=1000)
+    metric: ScalingMetric = Field(default_factory=ScalingMetric)
+    behavior: dict[str, Any] | None = Field(
+        default=None,
+        description="autoscaling/v2 HorizontalPodAutoscalerBehavior, passed through.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                "scaling.minReplicas must be less than or equal to scaling.maxReplicas"
+            )
+        return self
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.max_replicas > self.min_replicas
+
+
+class PauseStep(ApiModel):
+    duration: Duration | None = Field(
+        default=None, description="How long to pause; omit to pause until promoted by hand."
+    )
+
+
+class AnalysisStep(ApiModel):
+    intervals: int = Field(
+        default=1, ge=1, le=100, description="Successful analysis intervals required to pass."
+    )
+
+
+class CanaryStep(ApiModel):
+    """One step: exactly one of setWeight, pause, analysis."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "[has(self.setWeight), has(self.pause), has(self.analysis)]"
+                ".filter(x, x).size() == 1",
+                "each canary step sets exactly one of setWeight, pause, analysis",
+            )
+        )
+    )
+
+    set_weight: int | None = Field(
+        default=None, ge=0, le=100, description="Percent of traffic the canary should receive."
+    )
+    pause: PauseStep | None = None
+    analysis: AnalysisStep | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> CanaryStep:
+        chosen = [x for x in (self.set_weight, self.pause, self.analysis) if x is not None]
+        if len(chosen) != 1:
+            raise ValueError("each canary step sets exactly one of setWeight, pause, analysis")
+        return self
+
+
+class SuccessRateCheck(ApiModel):
+    min: float = Field(ge=0, le=1, description="Minimum success ratio per interval (0..1).")
+
+
+class LatencyCheck(ApiModel):
+    max_ms: float = Field(gt=0, description="Maximum latency in milliseconds.")
+    quantile: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Quantile from Triton's summaries (needs summary_latencies); omit for the "
+        "mean from the duration counters.",
+    )
+
+
+class CustomCheck(ApiModel):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=63)
+    query: str = Field(
+        description="PromQL; {{selector}}, {{namespace}}, {{model}}, {{interval}} are filled in.",
+        min_length=1,
+        max_length=4096,
+    )
+    min: float | None = None
+    max: float | None = None
+
+
+class AnalysisProviderType(StrEnum):
+    PROMETHEUS = "prometheus"
+    SCRAPE = "scrape"
+
+
+class AnalysisProvider(ApiModel):
+    type: AnalysisProviderType = Field(
+        default=AnalysisProviderType.SCRAPE,
+        description="prometheus: PromQL against address (or the operator's default); scrape: "
+        "read the pods' Triton /metrics directly.",
+    )
+    address: str | None = Field(
+        default=None, pattern=r"^https?://.+", max_length=512, description="Prometheus URL."
+    )
+
+
+class AnalysisSpec(ApiModel):
+    interval: Duration = Field(default="30s", description="Length of one analysis interval.")
+    failure_limit: int = Field(
+        default=2, ge=0, le=100, description="Failed intervals tolerated; one more rolls back."
+    )
+    inconclusive_limit: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Consecutive inconclusive intervals (too little traffic) before the "
+        "rollout pauses.",
+    )
+    min_request_count: int = Field(
+        default=10, ge=0, description="Requests per interval below which a verdict is Inconclusive."
+    )
+    success_rate: SuccessRateCheck | None = None
+    latency: LatencyCheck | None = None
+    custom: list[CustomCheck] = Field(default_factory=list, max_length=16)
+    provider: AnalysisProvider = Field(default_factory=AnalysisProvider)
+
+
+class TrafficRoutingType(StrEnum):
+    REPLICAS = "replicas"
+    GATEWAY_API = "gatewayAPI"
+
+
+class ParentRef(ApiModel):
+    name: str = Field(max_length=253)
+    namespace: str | None = Field(default=None, max_length=63)
+    section_name: str | None = Field(default=None, max_length=253)
+
+
+class TrafficRouting(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.type != 'gatewayAPI' || size(self.parentRefs) > 0",
+                "trafficRouting.parentRefs is required for gatewayAPI",
+                ".parentRefs",
+            )
+        )
+    )
+
+    type: TrafficRoutingType = Field(
+        default=TrafficRoutingType.REPLICAS,
+        description="replicas: weight approximated by the replica ratio behind one Service; "
+        "gatewayAPI: exact weights on an HTTPRoute.",
+    )
+    parent_refs: list[ParentRef] = Field(default_factory=list, max_length=16)
+    hostnames: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list, max_length=16
+    )
+
+    @model_validator(mode="after")
+    def _gateway_needs_parent(self) -> TrafficRouting:
+        if self.type is TrafficRoutingType.GATEWAY_API and not self.parent_refs:
+            raise ValueError("trafficRouting.parentRefs is required for gatewayAPI")
+        return self
+
+
+def _default_steps() -> list[CanaryStep]:
+    return [
+        CanaryStep(set_weight=10),
+        CanaryStep(analysis=AnalysisStep(intervals=2)),
+        CanaryStep(set_weight=50),
+        CanaryStep(analysis=AnalysisStep(intervals=2)),
+    ]
+
+
+class CanarySpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted() && "
+                "self.steps.filter(s, has(s.setWeight)).all(s, self.steps.filter("
+                "t, has(t.setWeight) && t.setWeight == s.setWeight).size() == 1)",
+                "canary.steps setWeight values must strictly increase",
+                ".steps",
+            )
+        )
+    )
+
+    steps: list[CanaryStep] = Field(default_factory=_default_steps, min_length=1, max_length=32)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    traffic_routing: TrafficRouting = Field(default_factory=TrafficRouting)
+
+    @field_validator("steps")
+    @classmethod
+    def _weights_increase(cls, steps: list[CanaryStep]) -> list[CanaryStep]:
+        weights = [s.set_weight for s in steps if s.set_weight is not None]
+        if any(b <= a for a, b in itertools.pairwise(weights)):
+            raise ValueError("canary.steps setWeight values must strictly increase")
+        return steps
+
+
+class RolloutStrategy(StrEnum):
+    ROLLING = "rolling"
+    CANARY = "canary"
+
+
+class RolloutSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.strategy != 'canary' || has(self.canary)",
+                "rollout.canary is required when rollout.strategy is canary",
+                ".canary",
+            )
+        )
+    )
+
+    strategy: RolloutStrategy = Field(
+        default=RolloutStrategy.ROLLING,
+        description="rolling: replace pods in place; canary: progressive steps with analysis.",
+    )
+    canary: CanarySpec | None = None
+    progress_deadline_seconds: int = Field(
+        default=600, ge=30, description="Seconds a revision may take to become available."
+    )
+
+    @model_validator(mode="after")
+    def _canary_present(self) -> RolloutSpec:
+        if self.strategy is RolloutStrategy.CANARY and self.canary is None:
+            raise ValueError("rollout.canary is required when rollout.strategy is canary")
+        return self
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Desired state of a ModelDeployment."""
+
+    model: ModelSpec
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    placement: PlacementSpec = Field(default_factory=PlacementSpec)
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Fixed replica count (the /scale subresource); ignored while "
+        "scaling.maxReplicas > scaling.minReplicas, when an autoscaler owns it.",
+    )
+    scaling: ScalingSpec = Field(default_factory=ScalingSpec)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+
+    def desired_replicas(self) -> int:
+        """Replicas the operator itself would set (an autoscaler may override)."""
+        if self.replicas is not None:
+            return self.replicas
+        return self.scaling.min_replicas
+
+
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "VERSION",
+    "AnalysisSpec",
+    "CanarySpec",
+    "CanaryStep",
+    "GpuSpec",
+    "ModelDeploymentSpec",
+    "ModelSpec",
+    "RolloutSpec",
+    "RolloutStrategy",
+    "RuntimeSpec",
+    "ScalingSpec",
+    "parse_duration",
+]

@@ -1,0 +1,150 @@
+"""The ModelDeployment status: what the operator observed and decided.
+
+Written whole from one typed model through the status subresource. Everything a
+restarted operator needs to resume a rollout lives here (never only in memory).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from gantry.api.spec import ApiModel
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    AVAILABLE = "Available"
+    MODEL_READY = "ModelReady"
+    SCHEDULED = "Scheduled"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(ApiModel):
+    """A metav1.Condition."""
+
+    type: str
+    status: ConditionStatus
+    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: datetime
+    observed_generation: int = Field(ge=0)
+
+
+class RevisionStatus(ApiModel):
+    """One revision's Deployment and how it serves."""
+
+    revision: str = Field(description="Hash of the pod-template inputs of the spec.")
+    deployment: str = Field(description="Name of the Deployment running this revision.")
+    model_version: str = ""
+    image: str = ""
+    replicas: int = 0
+    ready_replicas: int = 0
+    model_ready_replicas: int = 0
+
+
+class Verdict(StrEnum):
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"
+    ERROR = "Error"
+
+
+class MetricResult(ApiModel):
+    """One metric of one analysis interval: enough to explain the decision."""
+
+    name: str
+    query: str = Field(default="", description="The query or scrape that produced value.")
+    value: float | None = Field(default=None, description="Measured value; null when no data.")
+    threshold: str = Field(default="", description="E.g. '>= 0.99' or '<= 200ms'.")
+    verdict: Verdict
+    message: str = ""
+
+
+class AnalysisRun(ApiModel):
+    """The verdict of one interval."""
+
+    time: datetime
+    verdict: Verdict
+    request_count: float | None = None
+    metrics: list[MetricResult] = Field(default_factory=list)
+
+
+class AnalysisStatus(ApiModel):
+    successes: int = 0
+    failures: int = 0
+    inconclusive: int = Field(default=0, description="Consecutive inconclusive intervals.")
+    step_successes: int = Field(default=0, description="Successes within the current step.")
+    last: AnalysisRun | None = None
+    history: list[AnalysisRun] = Field(default_factory=list, max_length=10)
+
+
+class CanaryPhase(StrEnum):
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    PROMOTED = "Promoted"
+    ABORTED = "Aborted"
+
+
+class CanaryStatus(RevisionStatus):
+    """A canary in flight (or the last one, when aborted)."""
+
+    phase: CanaryPhase = CanaryPhase.PROGRESSING
+    step_index: int = Field(default=0, ge=0)
+    steps_hash: str = ""
+    weight: int = Field(default=0, ge=0, le=100, description="Desired traffic percent.")
+    actual_weight: int = Field(
+        default=0, ge=0, le=100, description="Traffic percent the replica ratio gives."
+    )
+    stable_replicas: int = Field(default=0, description="Stable size frozen at canary start.")
+    started_at: datetime | None = None
+    step_started_at: datetime | None = None
+    pause_started_at: datetime | None = None
+    last_analysis_at: datetime | None = None
+    analysis: AnalysisStatus = Field(default_factory=AnalysisStatus)
+    message: str = ""
+
+
+class Endpoints(ApiModel):
+    http: str = ""
+    grpc: str = ""
+    metrics: str = ""
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state of a ModelDeployment."""
+
+    observed_generation: int = 0
+    phase: Phase = Phase.PENDING
+    conditions: list[Condition] = Field(default_factory=list)
+    replicas: int = Field(default=0, description="Pods of every revision (the /scale status).")
+    ready_replicas: int = 0
+    model_ready_replicas: int = 0
+    selector: str = Field(default="", description="Label selector of all pods (for /scale).")
+    stable: RevisionStatus | None = None
+    canary: CanaryStatus | None = None
+    endpoints: Endpoints = Field(default_factory=Endpoints)
+    message: str = ""
+
+    def condition(self, kind: ConditionType) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind), None)

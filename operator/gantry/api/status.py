@@ -6,15 +6,12 @@ restarted operator needs to resume a rollout lives here (never only in memory).
 
 from __future__ import annotations
 
+from datetime import datetime  # noqa: TC003 (pydantic resolves annotations at runtime)
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from gantry.api.spec import ApiModel
-
-if TYPE_CHECKING:
-    from datetime import datetime
 
 
 class Phase(StrEnum):

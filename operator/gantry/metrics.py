@@ -1,0 +1,72 @@
+"""The operator's own Prometheus metrics (the only module that imports prometheus_client)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+PHASES = ("Pending", "Progressing", "Ready", "Degraded", "Failed")
+
+
+@dataclass
+class OperatorMetrics:
+    """Every metric the operator exports, on its own registry (no global state)."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.reconciles = Counter(
+            "gantry_reconcile_total", "Reconciles by outcome.", ["outcome"], registry=r
+        )
+        self.reconcile_seconds = Histogram(
+            "gantry_reconcile_duration_seconds",
+            "Time spent in one reconcile.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.phase = Gauge(
+            "gantry_modeldeployment_phase",
+            "1 for the current phase of each ModelDeployment.",
+            ["namespace", "name", "phase"],
+            registry=r,
+        )
+        self.canary_weight = Gauge(
+            "gantry_canary_weight_percent",
+            "Desired canary traffic percent.",
+            ["namespace", "name"],
+            registry=r,
+        )
+        self.canary_step = Gauge(
+            "gantry_canary_step", "Current canary step index.", ["namespace", "name"], registry=r
+        )
+        self.analysis_verdicts = Counter(
+            "gantry_analysis_verdict_total",
+            "Canary analysis verdicts per interval.",
+            ["namespace", "name", "verdict"],
+            registry=r,
+        )
+        self.rollout_events = Counter(
+            "gantry_rollout_event_total",
+            "Rollout transitions (step advanced, promoted, aborted...).",
+            ["namespace", "name", "reason"],
+            registry=r,
+        )
+
+    def set_phase(self, namespace: str, name: str, phase: str) -> None:
+        for candidate in PHASES:
+            self.phase.labels(namespace, name, candidate).set(1 if candidate == phase else 0)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop the series of a deleted ModelDeployment."""
+        with contextlib.suppress(KeyError):
+            for candidate in PHASES:
+                self.phase.remove(namespace, name, candidate)
+        for gauge in (self.canary_weight, self.canary_step):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, name)
+
+    def serve(self, port: int, *, addr: str = "0.0.0.0") -> None:
+        start_http_server(port, addr=addr, registry=self.registry)

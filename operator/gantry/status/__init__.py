@@ -1,0 +1,1 @@
+"""From observations and rollout state to one truthful status (pure)."""

@@ -1,0 +1,290 @@
+"""Condition logic: observations and rollout state in, one truthful status out (pure).
+
+Ready is the AND of the conditions it depends on; every condition carries the
+generation it was computed for; lastTransitionTime moves only when the status
+of a condition flips, so ``kubectl wait`` and Argo CD see real transitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from gantry.api.status import (
+    CanaryPhase,
+    CanaryStatus,
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    Endpoints,
+    ModelDeploymentStatus,
+    Phase,
+    RevisionStatus,
+)
+from gantry.status.observe import DeploymentObservation, ModelHealth, SchedulingObservation
+
+T, F, U = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """What the rollout logic says about progress (from its decision)."""
+
+    progressing: bool = False
+    message: str = ""
+    degraded_reason: str = ""
+    degraded_message: str = ""
+
+
+@dataclass(frozen=True)
+class StatusInputs:
+    generation: int
+    stable: RevisionStatus | None
+    canary: CanaryStatus | None
+    deployments: Mapping[str, DeploymentObservation]
+    scheduling: SchedulingObservation = field(default_factory=SchedulingObservation)
+    model: ModelHealth | None = None
+    rollout: Rollout = field(default_factory=Rollout)
+    failure: str = ""
+    endpoints: Endpoints = field(default_factory=Endpoints)
+    selector: str = ""
+
+
+@dataclass(frozen=True)
+class _Cond:
+    type: ConditionType
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+
+
+def _with_counts(rev: RevisionStatus | None, inputs: StatusInputs) -> RevisionStatus | None:
+    if rev is None:
+        return None
+    obs = inputs.deployments.get(rev.deployment)
+    if obs is None:
+        return rev.model_copy(update={"replicas": 0, "ready_replicas": 0})
+    return rev.model_copy(update={"replicas": obs.replicas, "ready_replicas": obs.ready})
+
+
+def _scheduled(s: SchedulingObservation) -> _Cond:
+    if s.insufficient_gpu:
+        return _Cond(ConditionType.SCHEDULED, F, "InsufficientGPU", s.message)
+    if s.unschedulable:
+        return _Cond(ConditionType.SCHEDULED, F, "Unschedulable", s.message)
+    return _Cond(ConditionType.SCHEDULED, T, "PodsScheduled", f"{s.pods} pod(s) scheduled")
+
+
+def _available(stable: DeploymentObservation | None) -> _Cond:
+    if stable is None:
+        return _Cond(ConditionType.AVAILABLE, F, "DeploymentMissing", "no stable Deployment yet")
+    if stable.ready >= 1:
+        return _Cond(
+            ConditionType.AVAILABLE,
+            T,
+            "MinimumReplicasAvailable",
+            f"{stable.ready}/{stable.desired} replicas ready",
+        )
+    return _Cond(ConditionType.AVAILABLE, F, "NoReadyReplicas", "no replica is ready")
+
+
+def _model_ready(model: ModelHealth | None, ready_pods: int) -> _Cond:
+    if model is None:
+        return _Cond(ConditionType.MODEL_READY, U, "NotProbed", "model health not probed yet")
+    if model.probed == 0:
+        reason = "NoReadyPods" if ready_pods == 0 else "NotProbed"
+        return _Cond(ConditionType.MODEL_READY, F if ready_pods == 0 else U, reason, model.message)
+    if model.ready == model.probed:
+        return _Cond(
+            ConditionType.MODEL_READY,
+            T,
+            "ModelReady",
+            f"model ready on {model.ready}/{model.probed} pod(s)",
+        )
+    return _Cond(
+        ConditionType.MODEL_READY,
+        F,
+        model.reason or "ModelUnavailable",
+        f"model ready on {model.ready}/{model.probed} pod(s): {model.message}".rstrip(": "),
+    )
+
+
+def _progressing(inputs: StatusInputs, stable: DeploymentObservation | None) -> _Cond:
+    deadline = [d for d in inputs.deployments.values() if d.deadline_exceeded]
+    if deadline:
+        d = deadline[0]
+        return _Cond(
+            ConditionType.PROGRESSING, F, "ProgressDeadlineExceeded", f"{d.name}: {d.message}"
+        )
+    if inputs.rollout.progressing:
+        return _Cond(ConditionType.PROGRESSING, T, "RolloutInProgress", inputs.rollout.message)
+    if stable is not None and not stable.rolled_out:
+        return _Cond(
+            ConditionType.PROGRESSING,
+            T,
+            "ReplicasUpdating",
+            f"{stable.updated} updated, {stable.ready} ready of {stable.desired}",
+        )
+    return _Cond(ConditionType.PROGRESSING, F, "RolloutComplete", "every replica is up to date")
+
+
+def _degraded(inputs: StatusInputs, conds: Mapping[ConditionType, _Cond]) -> _Cond:
+    if inputs.failure:
+        return _Cond(ConditionType.DEGRADED, T, "InvalidSpec", inputs.failure)
+    if inputs.rollout.degraded_reason:
+        return _Cond(
+            ConditionType.DEGRADED,
+            T,
+            inputs.rollout.degraded_reason,
+            inputs.rollout.degraded_message,
+        )
+    for kind, reasons in (
+        (ConditionType.PROGRESSING, {"ProgressDeadlineExceeded"}),
+        (ConditionType.SCHEDULED, {"InsufficientGPU", "Unschedulable"}),
+        (ConditionType.MODEL_READY, {"ModelLoadFailed"}),
+    ):
+        cond = conds[kind]
+        if cond.status is F and cond.reason in reasons:
+            return _Cond(ConditionType.DEGRADED, T, cond.reason, cond.message)
+    return _Cond(ConditionType.DEGRADED, F, "AsExpected", "")
+
+
+def _ready(conds: Mapping[ConditionType, _Cond], stable: DeploymentObservation | None) -> _Cond:
+    blockers = [
+        c
+        for kind in (ConditionType.AVAILABLE, ConditionType.MODEL_READY)
+        if (c := conds[kind]).status is not T
+    ]
+    if conds[ConditionType.DEGRADED].status is T:
+        blockers.append(conds[ConditionType.DEGRADED])
+    if blockers:
+        first = blockers[0]
+        return _Cond(ConditionType.READY, F, first.reason, first.message)
+    if stable is not None and stable.ready < stable.desired:
+        return _Cond(
+            ConditionType.READY,
+            F,
+            "ScalingUp",
+            f"{stable.ready}/{stable.desired} replicas ready",
+        )
+    return _Cond(ConditionType.READY, T, "Ready", "serving at the desired capacity")
+
+
+def _phase(inputs: StatusInputs, conds: Mapping[ConditionType, _Cond]) -> Phase:
+    if inputs.failure:
+        return Phase.FAILED
+    if conds[ConditionType.DEGRADED].status is T:
+        return Phase.DEGRADED
+    if conds[ConditionType.PROGRESSING].status is T:
+        return Phase.PROGRESSING
+    if conds[ConditionType.READY].status is T:
+        return Phase.READY
+    return Phase.PENDING
+
+
+def _stamp(
+    new: Sequence[_Cond], previous: Sequence[Condition], generation: int, now: datetime
+) -> list[Condition]:
+    before = {c.type: c for c in previous}
+    stamped = []
+    for c in new:
+        old = before.get(c.type)
+        moved = old is None or old.status is not c.status
+        stamped.append(
+            Condition(
+                type=c.type.value,
+                status=c.status,
+                reason=c.reason,
+                message=c.message[:32768],
+                last_transition_time=now if moved or old is None else old.last_transition_time,
+                observed_generation=generation,
+            )
+        )
+    return stamped
+
+
+def build_status(
+    inputs: StatusInputs, previous: ModelDeploymentStatus, now: datetime
+) -> ModelDeploymentStatus:
+    """The whole status for this generation, from what was observed and decided."""
+    stable_obs = inputs.deployments.get(inputs.stable.deployment) if inputs.stable else None
+    ready_pods = sum(d.ready for d in inputs.deployments.values())
+    conds: dict[ConditionType, _Cond] = {}
+    conds[ConditionType.SCHEDULED] = _scheduled(inputs.scheduling)
+    conds[ConditionType.AVAILABLE] = _available(stable_obs)
+    conds[ConditionType.MODEL_READY] = _model_ready(inputs.model, ready_pods)
+    conds[ConditionType.PROGRESSING] = _progressing(inputs, stable_obs)
+    conds[ConditionType.DEGRADED] = _degraded(inputs, conds)
+    conds[ConditionType.READY] = _ready(conds, stable_obs)
+    order = [
+        ConditionType.READY,
+        ConditionType.AVAILABLE,
+        ConditionType.MODEL_READY,
+        ConditionType.SCHEDULED,
+        ConditionType.PROGRESSING,
+        ConditionType.DEGRADED,
+    ]
+    model_ready = inputs.model.ready if inputs.model else 0
+    stable = _with_counts(inputs.stable, inputs)
+    canary = _with_counts(inputs.canary, inputs)
+    phase = _phase(inputs, conds)
+    message = conds[ConditionType.READY].message
+    if phase is not Phase.READY:
+        worst = next(
+            (
+                conds[k]
+                for k in (ConditionType.DEGRADED, ConditionType.PROGRESSING)
+                if conds[k].status is T
+            ),
+            conds[ConditionType.READY],
+        )
+        message = f"{worst.reason}: {worst.message}" if worst.message else worst.reason
+    return ModelDeploymentStatus(
+        observed_generation=inputs.generation,
+        phase=phase,
+        conditions=_stamp([conds[k] for k in order], previous.conditions, inputs.generation, now),
+        replicas=sum(d.replicas for d in inputs.deployments.values()),
+        ready_replicas=ready_pods,
+        model_ready_replicas=model_ready,
+        selector=inputs.selector,
+        stable=stable,
+        canary=canary if isinstance(canary, CanaryStatus) else None,
+        endpoints=inputs.endpoints,
+        message=message,
+    )
+
+
+@dataclass(frozen=True)
+class Transition:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+def transitions(
+    previous: ModelDeploymentStatus, current: ModelDeploymentStatus
+) -> list[Transition]:
+    """Events worth emitting: only where a condition or the phase actually changed."""
+    events: list[Transition] = []
+    before = {c.type: c for c in previous.conditions}
+    for c in current.conditions:
+        old = before.get(c.type)
+        if old is not None and old.status is c.status and old.reason == c.reason:
+            continue
+        bad = (c.type == ConditionType.DEGRADED and c.status is T) or (
+            c.type != ConditionType.DEGRADED and c.status is F and c.type != "Progressing"
+        )
+        if old is None and not bad:
+            continue
+        events.append(
+            Transition(
+                "Warning" if bad else "Normal", c.reason, f"{c.type}={c.status}: {c.message}"
+            )
+        )
+    if previous.canary and current.canary and previous.canary.phase != current.canary.phase:
+        kind = "Warning" if current.canary.phase is CanaryPhase.ABORTED else "Normal"
+        events.append(
+            Transition(kind, f"Canary{current.canary.phase.value}", current.canary.message)
+        )
+    return events

@@ -1,0 +1,117 @@
+"""Reading what the cluster reports into small typed observations (pure).
+
+The shell lists Deployments and Pods; these functions turn the raw manifests into
+facts the condition logic needs, so that logic is testable without a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+REVISION_LABEL = "serving.gantry.dev/revision"
+ROLE_LABEL = "serving.gantry.dev/role"
+GPU_RESOURCE_PREFIX = "nvidia.com/"
+
+
+@dataclass(frozen=True)
+class DeploymentObservation:
+    """What one child Deployment reports."""
+
+    name: str
+    revision: str = ""
+    role: str = ""
+    uid: str = ""
+    desired: int = 0
+    replicas: int = 0
+    updated: int = 0
+    ready: int = 0
+    available: int = 0
+    current: bool = True
+    deadline_exceeded: bool = False
+    message: str = ""
+
+    @property
+    def rolled_out(self) -> bool:
+        """The controller has seen the latest template and every replica is updated and ready."""
+        return (
+            self.current
+            and self.updated >= self.desired
+            and self.ready >= self.desired
+            and self.replicas == self.updated
+        )
+
+
+@dataclass(frozen=True)
+class SchedulingObservation:
+    """Why pods are (not) placed."""
+
+    pods: int = 0
+    unschedulable: int = 0
+    insufficient_gpu: bool = False
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ModelHealth:
+    """Model readiness across the ready pods, from the KServe v2 endpoints."""
+
+    probed: int = 0
+    ready: int = 0
+    reason: str = ""
+    message: str = ""
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int) else 0
+
+
+def _condition(conditions: Iterable[Mapping[str, Any]], kind: str) -> Mapping[str, Any]:
+    return next((c for c in conditions if c.get("type") == kind), {})
+
+
+def observe_deployment(manifest: Mapping[str, Any]) -> DeploymentObservation:
+    meta = manifest.get("metadata", {})
+    spec = manifest.get("spec", {})
+    status = manifest.get("status", {})
+    conditions = status.get("conditions", []) or []
+    progressing = _condition(conditions, "Progressing")
+    labels = meta.get("labels", {}) or {}
+    return DeploymentObservation(
+        name=str(meta.get("name", "")),
+        revision=str(labels.get(REVISION_LABEL, "")),
+        role=str(labels.get(ROLE_LABEL, "")),
+        uid=str(meta.get("uid", "")),
+        desired=_int(spec.get("replicas", 1)),
+        replicas=_int(status.get("replicas")),
+        updated=_int(status.get("updatedReplicas")),
+        ready=_int(status.get("readyReplicas")),
+        available=_int(status.get("availableReplicas")),
+        current=_int(status.get("observedGeneration")) >= _int(meta.get("generation")),
+        deadline_exceeded=progressing.get("reason") == "ProgressDeadlineExceeded",
+        message=str(progressing.get("message", "")),
+    )
+
+
+def observe_pods(pods: Iterable[Mapping[str, Any]]) -> SchedulingObservation:
+    """Summarize scheduling: the scheduler's own message for the first unplaceable pod."""
+    total = unschedulable = 0
+    insufficient_gpu = False
+    message = ""
+    for pod in pods:
+        if pod.get("metadata", {}).get("deletionTimestamp"):
+            continue
+        total += 1
+        cond = _condition(pod.get("status", {}).get("conditions", []) or [], "PodScheduled")
+        if cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
+            unschedulable += 1
+            text = str(cond.get("message", ""))
+            gpu = f"Insufficient {GPU_RESOURCE_PREFIX}" in text
+            # The GPU shortage is the message users need most; otherwise the first one.
+            if (gpu and not insufficient_gpu) or not message:
+                message = text
+            insufficient_gpu = insufficient_gpu or gpu
+    return SchedulingObservation(
+        pods=total, unschedulable=unschedulable, insufficient_gpu=insufficient_gpu, message=message
+    )

@@ -154,6 +154,13 @@ class RuntimeSpec(ApiModel):
         description="Size of the memory-backed /dev/shm (Triton passes tensors through it).",
     )
 
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> RuntimeSpec:
+        ports = self.ports
+        if len({ports.http, ports.grpc, ports.metrics}) != 3:
+            raise ValueError("runtime.ports http, grpc and metrics must differ")
+        return self
+
 
 class MigSpec(ApiModel):
     """A MIG slice request (nvidia.com/mig-<profile>), exposed with the mixed strategy."""
@@ -377,6 +384,17 @@ class AnalysisProvider(ApiModel):
 
 
 class AnalysisSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.custom) || size(self.custom) == 0 || "
+                "(has(self.provider) && self.provider.type == 'prometheus')",
+                "analysis.custom checks are PromQL: they need analysis.provider.type prometheus",
+                ".custom",
+            )
+        )
+    )
+
     interval: Duration = Field(default="30s", description="Length of one analysis interval.")
     failure_limit: int = Field(
         default=2, ge=0, le=100, description="Failed intervals tolerated; one more rolls back."
@@ -396,6 +414,14 @@ class AnalysisSpec(ApiModel):
     custom: list[CustomCheck] = Field(default_factory=list, max_length=16)
     provider: AnalysisProvider = Field(default_factory=AnalysisProvider)
 
+    @model_validator(mode="after")
+    def _custom_needs_prometheus(self) -> AnalysisSpec:
+        if self.custom and self.provider.type is not AnalysisProviderType.PROMETHEUS:
+            raise ValueError(
+                "analysis.custom checks are PromQL: they need analysis.provider.type prometheus"
+            )
+        return self
+
 
 class TrafficRoutingType(StrEnum):
     REPLICAS = "replicas"
@@ -412,7 +438,7 @@ class TrafficRouting(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=validations(
             cel(
-                "self.type != 'gatewayAPI' || size(self.parentRefs) > 0",
+                "self.type != 'gatewayAPI' || (has(self.parentRefs) && size(self.parentRefs) > 0)",
                 "trafficRouting.parentRefs is required for gatewayAPI",
                 ".parentRefs",
             )

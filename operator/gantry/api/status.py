@@ -6,7 +6,9 @@ restarted operator needs to resume a rollout lives here (never only in memory).
 
 from __future__ import annotations
 
-from datetime import datetime  # noqa: TC003 (pydantic resolves annotations at runtime)
+# A runtime import, not a TYPE_CHECKING one: pydantic resolves the annotations when the
+# models are first used, and a hidden datetime leaves them "not fully defined".
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field
@@ -107,6 +109,12 @@ class CanaryStatus(RevisionStatus):
     """A canary in flight (or the last one, when aborted)."""
 
     phase: CanaryPhase = CanaryPhase.PROGRESSING
+    reason: str = Field(
+        default="",
+        description="Why the phase is what it is: PauseStep, ManualPause, InconclusiveAnalysis "
+        "(Paused); AnalysisFailed, ProgressDeadlineExceeded, ManualAbort (Aborted).",
+        max_length=128,
+    )
     step_index: int = Field(default=0, ge=0)
     steps_hash: str = ""
     weight: int = Field(default=0, ge=0, le=100, description="Desired traffic percent.")

@@ -1,0 +1,273 @@
+"""The generated CRD: in sync with the models, structural, and usable by kubectl.
+
+``crds/`` is generated; when this test reports drift, regenerate with
+``make crd`` (or ``GANTRY_UPDATE_GOLDEN=1 pytest tests/api``) and commit the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gantry.api.crd import CRD_FILENAME, build_crd, crd_yaml, spec_schema
+from gantry.api.spec import ModelDeploymentSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_PATH = ROOT / "crds" / CRD_FILENAME
+
+# Keywords a structural schema may use (apiextensions.k8s.io/v1 JSONSchemaProps).
+ALLOWED = {
+    "type", "format", "description", "default", "enum", "pattern", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems",
+    "minProperties", "maxProperties", "uniqueItems", "multipleOf", "required", "properties",
+    "items", "additionalProperties", "nullable", "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-validations", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
+    "x-kubernetes-map-type", "x-kubernetes-int-or-string", "x-kubernetes-embedded-resource",
+}  # fmt: skip
+
+
+def schema_nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    yield path, node
+    for name, prop in node.get("properties", {}).items():
+        yield from schema_nodes(prop, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        yield from schema_nodes(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from schema_nodes(node["additionalProperties"], f"{path}{{}}")
+
+
+def root_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def test_crds_dir_matches_the_models() -> None:
+    if os.environ.get("GANTRY_UPDATE_GOLDEN") == "1":
+        CRD_PATH.write_text(crd_yaml())
+    assert CRD_PATH.exists(), f"{CRD_PATH} missing: run `make crd`"
+    assert CRD_PATH.read_text() == crd_yaml(), (
+        f"{CRD_PATH.relative_to(ROOT)} drifted from operator/gantry/api: run `make crd` "
+        "(or GANTRY_UPDATE_GOLDEN=1 pytest tests/api) and commit the result"
+    )
+
+
+def test_crd_identity() -> None:
+    crd = build_crd()
+    assert crd["metadata"]["name"] == "modeldeployments.serving.gantry.dev"
+    spec = crd["spec"]
+    assert (spec["group"], spec["scope"]) == ("serving.gantry.dev", "Namespaced")
+    assert spec["names"]["shortNames"] == ["md"]
+    assert spec["names"]["kind"] == "ModelDeployment"
+    (version,) = spec["versions"]
+    assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
+    assert version["subresources"] == {
+        "status": {},
+        "scale": {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
+    }
+
+
+def resolve(path: str) -> dict[str, Any] | None:
+    """The schema node a printer-column jsonPath such as ``.status.canary.weight`` points at."""
+    node: dict[str, Any] | None = root_schema()
+    for part in path.strip(".").split("."):
+        if part == "creationTimestamp":
+            return {"type": "string", "format": "date-time"}
+        node = (node or {}).get("properties", {}).get(part)
+    return node
+
+
+def test_printer_columns_point_at_real_fields() -> None:
+    columns = build_crd()["spec"]["versions"][0]["additionalPrinterColumns"]
+    assert [c["name"] for c in columns] == [
+        "Phase", "Ready", "Replicas", "Model", "Version", "Canary", "Step", "Age",
+    ]  # fmt: skip
+    json_type = {"string": "string", "integer": "integer", "date": "string"}
+    for column in columns:
+        node = resolve(column["jsonPath"])
+        assert node is not None, column
+        if column["name"] != "Age":
+            assert node["type"] == json_type[column["type"]], column
+    assert next(c for c in columns if c["name"] == "Step")["priority"] == 1
+
+
+def test_schema_is_structural() -> None:
+    for path, node in schema_nodes(root_schema()):
+        assert set(node) <= ALLOWED, (path, set(node) - ALLOWED)
+        preserve = node.get("x-kubernetes-preserve-unknown-fields") is True
+        assert "type" in node or preserve, f"{path} has no type"
+        assert not ("properties" in node and "additionalProperties" in node), path
+        assert not isinstance(node.get("additionalProperties"), bool), path
+        for bound in ("exclusiveMinimum", "exclusiveMaximum"):
+            assert isinstance(node.get(bound, True), bool), (
+                f"{path}.{bound} must be OpenAPI v3.0 bool"
+            )
+        if node.get("type") == "object" and not preserve and path != ".metadata":
+            assert "properties" in node or "additionalProperties" in node, path
+        if node.get("type") == "array":
+            assert "items" in node, path
+    text = crd_yaml()
+    for forbidden in ("$ref", "anyOf", "oneOf", "allOf", "title:", "$defs"):
+        assert forbidden not in text
+
+
+def test_passthroughs_and_maps() -> None:
+    spec = root_schema()["properties"]["spec"]["properties"]
+    placement = spec["placement"]["properties"]
+    assert placement["affinity"] == {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "description": placement["affinity"]["description"],
+    }
+    assert placement["tolerations"]["items"]["x-kubernetes-preserve-unknown-fields"] is True
+    assert placement["nodeSelector"]["additionalProperties"] == {"type": "string"}
+    assert spec["scaling"]["properties"]["behavior"]["x-kubernetes-preserve-unknown-fields"]
+
+
+def test_descriptions_reach_kubectl_explain() -> None:
+    spec = root_schema()["properties"]["spec"]
+    gpu = spec["properties"]["resources"]["properties"]["gpu"]
+    assert "CPU-only" in gpu["description"], "the field's description wins over the class docstring"
+    assert "nvidia.com/gpu" in gpu["properties"]["count"]["description"]
+
+
+def test_dates_and_conditions() -> None:
+    status = root_schema()["properties"]["status"]
+    conditions = status["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+    ltt = conditions["items"]["properties"]["lastTransitionTime"]
+    assert ltt == {"type": "string", "format": "date-time"}
+    assert "default" not in yaml.safe_dump(status), "the status carries no defaults"
+
+
+def all_rules() -> list[tuple[str, dict[str, str]]]:
+    return [
+        (path, rule)
+        for path, node in schema_nodes(root_schema())
+        for rule in node.get("x-kubernetes-validations", [])
+    ]
+
+
+def test_cel_rules_are_carried_and_their_field_paths_exist() -> None:
+    rules = all_rules()
+    messages = {r["message"] for _, r in rules}
+    assert "scaling.minReplicas must be less than or equal to scaling.maxReplicas" in messages
+    assert "canary.steps setWeight values must strictly increase" in messages
+    assert any("gpu.mig" in m for m in messages)
+    nodes = dict(schema_nodes(root_schema()))
+    for path, rule in rules:
+        # Every field the rule reads as self.<field> exists in the schema of that node.
+        for field in re.findall(r"self\.([A-Za-z]+)", rule["rule"]):
+            assert field in nodes[path].get("properties", {}), (path, field)
+        if "fieldPath" in rule:
+            assert rule["fieldPath"].lstrip(".") in nodes[path]["properties"], (path, rule)
+
+
+def test_lists_and_strings_read_by_cel_are_bounded() -> None:
+    # The API server estimates a rule's worst-case cost from maxItems/maxLength.
+    nodes = dict(schema_nodes(root_schema()))
+    for path, rule in all_rules():
+        for field in re.findall(r"self\.([A-Za-z]+)", rule["rule"]):
+            child = nodes[f"{path}.{field}"]
+            if child.get("type") == "array":
+                assert "maxItems" in child, (path, field)
+            if child.get("type") == "string" and "enum" not in child:
+                assert "maxLength" in child, (path, field)
+
+
+def conforms(value: Any, node: dict[str, Any], path: str = "") -> None:
+    """A small OpenAPI check: types, enums, bounds and no pruned fields (for defaults)."""
+    kind = node.get("type")
+    python = {
+        "object": dict,
+        "array": list,
+        "string": str,
+        "integer": int,
+        "number": (int, float),
+        "boolean": bool,
+    }
+    if kind:
+        assert isinstance(value, python[kind]), (path, value, kind)
+    if "enum" in node:
+        assert value in node["enum"], path
+    if "pattern" in node:
+        assert re.search(node["pattern"], value), path
+    if "minimum" in node:
+        assert value >= node["minimum"], path
+    if "maximum" in node:
+        assert value <= node["maximum"], path
+    if kind == "object" and not node.get("x-kubernetes-preserve-unknown-fields"):
+        props = node.get("properties")
+        for key, item in value.items():
+            if props is not None:
+                assert key in props, f"default would be pruned: {path}.{key}"
+                conforms(item, props[key], f"{path}.{key}")
+            else:
+                conforms(item, node["additionalProperties"], f"{path}.{key}")
+        for key in node.get("required", []):
+            assert key in value, f"{path}.{key} required"
+    if kind == "array":
+        for i, item in enumerate(value):
+            conforms(item, node["items"], f"{path}[{i}]")
+
+
+def test_defaults_are_valid_unpruned_and_agree_with_pydantic() -> None:
+    schema = spec_schema()
+    found = 0
+    for path, node in schema_nodes(schema):
+        if "default" in node:
+            found += 1
+            conforms(node["default"], node, path)
+    assert found > 20
+    # The API server's defaulting and pydantic's give the same object.
+    minimal = {"model": {"name": "m", "uri": "s3://b/m"}}
+    defaulted = apply_defaults(minimal, schema)
+    assert ModelDeploymentSpec.model_validate(defaulted) == ModelDeploymentSpec.model_validate(
+        minimal
+    )
+    assert defaulted["runtime"]["ports"] == {"http": 8000, "grpc": 8001, "metrics": 8002}
+    assert defaulted["scaling"]["minReplicas"] == 1
+
+
+def apply_defaults(value: Any, node: dict[str, Any]) -> Any:
+    """Structural defaulting as the API server does it: absent fields get defaults, recursively."""
+    if isinstance(value, dict) and "properties" in node:
+        out = dict(value)
+        for key, prop in node["properties"].items():
+            if key not in out and "default" in prop:
+                out[key] = prop["default"]
+            if key in out:
+                out[key] = apply_defaults(out[key], prop)
+        return out
+    if isinstance(value, list) and "items" in node:
+        return [apply_defaults(v, node["items"]) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        {
+            "model": {"name": "m", "uri": "s3://b/m"},
+            "rollout": {"strategy": "canary", "canary": {}},
+        },
+        {
+            "model": {"name": "m", "uri": "pvc://c"},
+            "resources": {"gpu": {"mig": {"profile": "1g.10gb"}}},
+        },
+    ],
+)
+def test_defaulted_objects_still_validate(wire: dict[str, Any]) -> None:
+    defaulted = apply_defaults(wire, spec_schema())
+    conforms(defaulted, spec_schema())
+    assert ModelDeploymentSpec.model_validate(defaulted) == ModelDeploymentSpec.model_validate(wire)

@@ -15,12 +15,12 @@ import yaml
 from render_builders import OWNER, build_spec, stable_plan
 
 from gantry.api.plan import DeploymentPlan, Owner, Role, ServingPlan
-from gantry.api.spec import ModelDeploymentSpec
+from gantry.api.spec import ModelDeploymentSpec, TrafficRoutingType
 from gantry.render.children import render_children
 from gantry.render.deployment import render_deployment
 from gantry.render.labels import deployment_name
 from gantry.render.revision import revision
-from gantry.render.traffic import replica_split
+from gantry.rollout.sizing import split
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -140,7 +140,8 @@ def test_resnet_mid_canary(routing: str) -> None:
             "parentRefs": [{"name": "edge"}],
         }
         spec = ModelDeploymentSpec.model_validate(wire)
-    stable_replicas, canary_replicas = replica_split(3, 25)
+    sizes = split(TrafficRoutingType.REPLICAS, 3, 25)
+    stable_replicas, canary_replicas = sizes.stable, sizes.canary
     old = DeploymentPlan(
         deployment_name(owner.name, "0ld0ld0ld0"),
         "0ld0ld0ld0",

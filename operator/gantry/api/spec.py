@@ -409,7 +409,11 @@ class AnalysisSpec(ApiModel):
     min_request_count: int = Field(
         default=10, ge=0, description="Requests per interval below which a verdict is Inconclusive."
     )
-    success_rate: SuccessRateCheck | None = None
+    success_rate: SuccessRateCheck | None = Field(
+        default_factory=lambda: SuccessRateCheck(min=0.99),
+        description="Defaults to min 0.99: without any check, a canary failing every "
+        "request would pass on traffic volume alone.",
+    )
     latency: LatencyCheck | None = None
     custom: list[CustomCheck] = Field(default_factory=list, max_length=16)
     provider: AnalysisProvider = Field(default_factory=AnalysisProvider)

@@ -19,7 +19,6 @@ from gantry.render.service import (
     revision_service_name,
     service_name,
 )
-from gantry.render.traffic import effective_weight, replica_split
 
 __all__ = [
     "CHILD_KINDS",
@@ -27,7 +26,6 @@ __all__ = [
     "ChildKind",
     "FetcherImages",
     "deployment_name",
-    "effective_weight",
     "owner_references",
     "render_children",
     "render_deployment",
@@ -37,7 +35,6 @@ __all__ = [
     "render_revision_service",
     "render_scale",
     "render_service",
-    "replica_split",
     "revision",
     "revision_service_name",
     "selector_labels",

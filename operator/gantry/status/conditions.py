@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from gantry.api.status import (
-    CanaryPhase,
     CanaryStatus,
     Condition,
     ConditionStatus,
@@ -265,7 +264,11 @@ class Transition:
 def transitions(
     previous: ModelDeploymentStatus, current: ModelDeploymentStatus
 ) -> list[Transition]:
-    """Events worth emitting: only where a condition or the phase actually changed."""
+    """Events worth emitting: only where a condition actually changed.
+
+    Rollout transitions (steps, promotion, rollback) come from the rollout
+    decision's own events, so they are not repeated here.
+    """
     events: list[Transition] = []
     before = {c.type: c for c in previous.conditions}
     for c in current.conditions:
@@ -281,10 +284,5 @@ def transitions(
             Transition(
                 "Warning" if bad else "Normal", c.reason, f"{c.type}={c.status}: {c.message}"
             )
-        )
-    if previous.canary and current.canary and previous.canary.phase != current.canary.phase:
-        kind = "Warning" if current.canary.phase is CanaryPhase.ABORTED else "Normal"
-        events.append(
-            Transition(kind, f"Canary{current.canary.phase.value}", current.canary.message)
         )
     return events

@@ -1,0 +1,171 @@
+"""What the rollout state machine reads and what it answers (pure data).
+
+Manual gates are one-shot annotations on the ModelDeployment; the shell removes
+each one the decision lists in ``Decision.consumed`` (after the status write):
+
+* ``serving.gantry.dev/abort``: roll the canary back now (reason ManualAbort).
+* ``serving.gantry.dev/promote``: skip the remaining steps and promote (through the
+  weight-100 handover, so capacity never drops); the value ``step`` instead
+  completes only the current step.
+* ``serving.gantry.dev/pause``: hold the canary at its current step (analysis
+  keeps running, so a failing canary still rolls back).
+* ``serving.gantry.dev/resume``: continue a paused canary; at an indefinite pause
+  step it completes that step; on an aborted canary it retries the same
+  revision from step 0.
+
+When several are set at once: abort > promote > resume > pause, and all of them
+are consumed. Gates that do not apply (no canary in flight, pause while paused)
+are consumed and ignored, so they never fire later by surprise. The values
+``false``, ``0``, ``no`` and ``off`` mean "not set".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal, NamedTuple
+
+from gantry.analysis.measurement import Measurement
+from gantry.api.plan import ServingPlan
+from gantry.api.spec import GROUP
+from gantry.api.status import CanaryPhase, CanaryStatus, RevisionStatus
+
+PROMOTE_ANNOTATION = f"{GROUP}/promote"
+ABORT_ANNOTATION = f"{GROUP}/abort"
+PAUSE_ANNOTATION = f"{GROUP}/pause"
+RESUME_ANNOTATION = f"{GROUP}/resume"
+GATE_ANNOTATIONS = (ABORT_ANNOTATION, PROMOTE_ANNOTATION, RESUME_ANNOTATION, PAUSE_ANNOTATION)
+_UNSET_VALUES = frozenset({"false", "0", "no", "off"})
+
+
+class Reason(StrEnum):
+    """``CanaryStatus.reason`` values (also event reasons)."""
+
+    PAUSE_STEP = "PauseStep"
+    MANUAL_PAUSE = "ManualPause"
+    INCONCLUSIVE = "InconclusiveAnalysis"
+    ANALYSIS_FAILED = "AnalysisFailed"
+    PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
+    MANUAL_ABORT = "ManualAbort"
+    PROMOTED = "Promoted"
+
+
+class PromoteMode(StrEnum):
+    FULL = "full"
+    STEP = "step"
+
+
+@dataclass(frozen=True)
+class Gates:
+    """The manual gates set on the ModelDeployment."""
+
+    abort: bool = False
+    promote: PromoteMode | None = None
+    resume: bool = False
+    pause: bool = False
+    present: tuple[str, ...] = ()
+
+
+def read_gates(annotations: Mapping[str, str]) -> Gates:
+    """Parse the gate annotations out of all of a ModelDeployment's annotations."""
+    present = tuple(k for k in GATE_ANNOTATIONS if k in annotations)
+
+    def is_set(key: str) -> bool:
+        return key in annotations and annotations[key].strip().lower() not in _UNSET_VALUES
+
+    promote = None
+    if is_set(PROMOTE_ANNOTATION):
+        step = annotations[PROMOTE_ANNOTATION].strip().lower() == PromoteMode.STEP
+        promote = PromoteMode.STEP if step else PromoteMode.FULL
+    return Gates(
+        abort=is_set(ABORT_ANNOTATION),
+        promote=promote,
+        resume=is_set(RESUME_ANNOTATION),
+        pause=is_set(PAUSE_ANNOTATION),
+        present=present,
+    )
+
+
+@dataclass(frozen=True)
+class DeploymentReadiness:
+    """What one Deployment reports, as far as the rollout cares.
+
+    Attributes:
+        replicas: ``spec.replicas`` now (the autoscaler's choice when one owns it).
+        ready: ``status.readyReplicas``.
+        available: ``status.availableReplicas`` (ready for ``minReadySeconds``).
+        model_ready: Pods whose model answers ``/v2/models/{m}/ready``; None when
+            not probed (then availability alone counts).
+    """
+
+    replicas: int = 0
+    ready: int = 0
+    available: int = 0
+    model_ready: int | None = None
+
+    @property
+    def serving(self) -> int:
+        """Pods that can take traffic: available and, when probed, model-ready."""
+        if self.model_ready is None:
+            return self.available
+        return min(self.available, self.model_ready)
+
+
+@dataclass(frozen=True)
+class Observations:
+    """What the shell saw this tick.
+
+    Attributes:
+        deployments: Readiness by Deployment name (missing: the Deployment does not exist).
+        annotations: The ModelDeployment's annotations (gates are read from them).
+        measurement: The canary's analysis measurement, when the previous decision
+            asked for one (``Decision.measure``) in this same tick.
+    """
+
+    deployments: Mapping[str, DeploymentReadiness] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    measurement: Measurement | None = None
+
+
+class Event(NamedTuple):
+    """A Kubernetes Event to emit on the ModelDeployment."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do now.
+
+    Attributes:
+        plan: The Deployments (and autoscaler target, route weight) to apply.
+        stable: The stable revision for ``status.stable``.
+        canary: The canary for ``status.canary`` (in flight, Aborted or Promoted).
+        events: Events for the transitions this decision makes (none when nothing changed).
+        requeue_after: Seconds until something time-based is due (pause end, next
+            analysis interval, readiness poll); None when nothing is.
+        measure: An analysis interval is due: measure the canary and call ``decide``
+            again in this tick with the measurement in ``Observations``.
+        consumed: Gate annotations to remove from the ModelDeployment.
+        message: What is going on, for humans.
+    """
+
+    plan: ServingPlan
+    stable: RevisionStatus | None
+    canary: CanaryStatus | None
+    events: tuple[Event, ...] = ()
+    requeue_after: float | None = None
+    measure: bool = False
+    consumed: tuple[str, ...] = ()
+    message: str = ""
+
+    @property
+    def progressing(self) -> bool:
+        """A canary is in flight (Progressing or Paused)."""
+        return self.canary is not None and self.canary.phase in (
+            CanaryPhase.PROGRESSING,
+            CanaryPhase.PAUSED,
+        )

@@ -118,6 +118,24 @@ def _progressing(inputs: StatusInputs, stable: DeploymentObservation | None) -> 
         )
     if inputs.rollout.progressing:
         return _Cond(ConditionType.PROGRESSING, T, "RolloutInProgress", inputs.rollout.message)
+    want = inputs.stable
+    if want is not None and not inputs.failure:
+        # Observed before this reconcile applied its plan: a stable Deployment that does not
+        # exist yet, or still runs another revision, is not a completed rollout.
+        if stable is None:
+            return _Cond(
+                ConditionType.PROGRESSING,
+                T,
+                "DeploymentCreating",
+                f"waiting for Deployment {want.deployment}",
+            )
+        if stable.revision and stable.revision != want.revision:
+            return _Cond(
+                ConditionType.PROGRESSING,
+                T,
+                "RevisionUpdating",
+                f"{stable.name}: revision {stable.revision} -> {want.revision}",
+            )
     if stable is not None and not stable.rolled_out:
         return _Cond(
             ConditionType.PROGRESSING,
@@ -138,25 +156,30 @@ def _degraded(inputs: StatusInputs, conds: Mapping[ConditionType, _Cond]) -> _Co
             inputs.rollout.degraded_reason,
             inputs.rollout.degraded_message,
         )
-    for kind, reasons in (
-        (ConditionType.PROGRESSING, {"ProgressDeadlineExceeded"}),
-        (ConditionType.SCHEDULED, {"InsufficientGPU", "Unschedulable"}),
-        (ConditionType.MODEL_READY, {"ModelLoadFailed"}),
+    # A pod waiting for a GPU while others serve (a surge pod, an autoscaler
+    # scale-up) is normal life: Scheduled=False says so, but only an unservable
+    # model, or one stuck past its progress deadline, is Degraded.
+    unservable = conds[ConditionType.AVAILABLE].status is not T
+    for kind, reasons, always in (
+        (ConditionType.PROGRESSING, {"ProgressDeadlineExceeded"}, True),
+        (ConditionType.SCHEDULED, {"InsufficientGPU", "Unschedulable"}, False),
+        (ConditionType.MODEL_READY, {"ModelLoadFailed"}, True),
     ):
         cond = conds[kind]
-        if cond.status is F and cond.reason in reasons:
+        if cond.status is F and cond.reason in reasons and (always or unservable):
             return _Cond(ConditionType.DEGRADED, T, cond.reason, cond.message)
     return _Cond(ConditionType.DEGRADED, F, "AsExpected", "")
 
 
 def _ready(conds: Mapping[ConditionType, _Cond], stable: DeploymentObservation | None) -> _Cond:
+    # Degraded's reason is the root cause (InsufficientGPU, AnalysisFailed...), so it
+    # leads; Available and ModelReady follow.
     blockers = [
         c
-        for kind in (ConditionType.AVAILABLE, ConditionType.MODEL_READY)
-        if (c := conds[kind]).status is not T
+        for kind in (ConditionType.DEGRADED, ConditionType.AVAILABLE, ConditionType.MODEL_READY)
+        if (c := conds[kind]).status is (T if kind is ConditionType.DEGRADED else F)
+        or (kind is not ConditionType.DEGRADED and c.status is U)
     ]
-    if conds[ConditionType.DEGRADED].status is T:
-        blockers.append(conds[ConditionType.DEGRADED])
     if blockers:
         first = blockers[0]
         return _Cond(ConditionType.READY, F, first.reason, first.message)
@@ -275,14 +298,33 @@ def transitions(
         old = before.get(c.type)
         if old is not None and old.status is c.status and old.reason == c.reason:
             continue
-        bad = (c.type == ConditionType.DEGRADED and c.status is T) or (
-            c.type != ConditionType.DEGRADED and c.status is F and c.type != "Progressing"
-        )
-        if old is None and not bad:
-            continue
-        events.append(
-            Transition(
-                "Warning" if bad else "Normal", c.reason, f"{c.type}={c.status}: {c.message}"
-            )
-        )
+        kind = _event_kind(c, old)
+        if kind:
+            events.append(Transition(kind, c.reason, f"{c.type}={c.status}: {c.message}"))
     return events
+
+
+# Warnings are for what someone may need to act on; alerting on type=Warning
+# must not fire on a new object starting up or an autoscaler adding pods.
+_WARN_WHEN_FALSE = {ConditionType.SCHEDULED}
+_WARN_ON_LOSS = {ConditionType.READY, ConditionType.AVAILABLE, ConditionType.MODEL_READY}
+_QUIET_REASONS = {"ScalingUp"}
+
+
+def _event_kind(c: Condition, old: Condition | None) -> str:
+    if c.type == ConditionType.DEGRADED:
+        if c.status is T:
+            return "Warning"
+        return "Normal" if old is not None and old.status is T else ""
+    if c.type == ConditionType.PROGRESSING:
+        return ""  # rollout progress has its own events from the rollout decision
+    if c.status is F:
+        if c.type in _WARN_WHEN_FALSE:
+            return "Warning"
+        lost = old is not None and old.status is T
+        if c.type in _WARN_ON_LOSS and lost and c.reason not in _QUIET_REASONS:
+            return "Warning"
+        return ""
+    if c.status is T and old is not None and old.status is not T:
+        return "Normal"
+    return ""

@@ -72,12 +72,13 @@ def _condition(conditions: Iterable[Mapping[str, Any]], kind: str) -> Mapping[st
 
 
 def observe_deployment(manifest: Mapping[str, Any]) -> DeploymentObservation:
-    meta = manifest.get("metadata", {})
-    spec = manifest.get("spec", {})
-    status = manifest.get("status", {})
+    meta = manifest.get("metadata") or {}
+    spec = manifest.get("spec") or {}
+    status = manifest.get("status") or {}
     conditions = status.get("conditions", []) or []
     progressing = _condition(conditions, "Progressing")
     labels = meta.get("labels", {}) or {}
+    current = _int(status.get("observedGeneration")) >= _int(meta.get("generation"))
     return DeploymentObservation(
         name=str(meta.get("name", "")),
         revision=str(labels.get(REVISION_LABEL, "")),
@@ -88,8 +89,10 @@ def observe_deployment(manifest: Mapping[str, Any]) -> DeploymentObservation:
         updated=_int(status.get("updatedReplicas")),
         ready=_int(status.get("readyReplicas")),
         available=_int(status.get("availableReplicas")),
-        current=_int(status.get("observedGeneration")) >= _int(meta.get("generation")),
-        deadline_exceeded=progressing.get("reason") == "ProgressDeadlineExceeded",
+        current=current,
+        # As `kubectl rollout status`: a condition written before the controller saw the
+        # latest template (observedGeneration behind) is about an older one, so stale.
+        deadline_exceeded=current and progressing.get("reason") == "ProgressDeadlineExceeded",
         message=str(progressing.get("message", "")),
     )
 
@@ -100,10 +103,10 @@ def observe_pods(pods: Iterable[Mapping[str, Any]]) -> SchedulingObservation:
     insufficient_gpu = False
     message = ""
     for pod in pods:
-        if pod.get("metadata", {}).get("deletionTimestamp"):
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
             continue
         total += 1
-        cond = _condition(pod.get("status", {}).get("conditions", []) or [], "PodScheduled")
+        cond = _condition((pod.get("status") or {}).get("conditions") or [], "PodScheduled")
         if cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
             unschedulable += 1
             text = str(cond.get("message", ""))

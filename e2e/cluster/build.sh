@@ -19,7 +19,8 @@ tools=$here/tools
 # local: never download a toolchain; -mod=mod: wrappers carry no vendor dir;
 # CGO off: upstream builds all of these static (hack/lib/golang.sh, etcd scripts/build_lib.sh).
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
-# Two cores: run at most two compile jobs so the linker of one binary is not starved.
+# At most two packages compile at once (sized for the 2-core dev/CI machines; the families
+# themselves build one after another). GANTRY_GO_BUILD_P raises it on bigger machines.
 GO_BUILD_P=${GANTRY_GO_BUILD_P:-2}
 
 log() { printf '[build.sh] %s\n' "$*" >&2; }
@@ -85,15 +86,33 @@ build_kwok() {
   version=$(mod_field "$dir" sigs.k8s.io/kwok '{{.Version}}')
   timed_build kwok "$dir" -ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${version#v}" \
     -o "$stage/bin/kwok" sigs.k8s.io/kwok/cmd/kwok
+  install_kwok_stages "$(mod_field "$dir" sigs.k8s.io/kwok '{{.Dir}}')"
+}
+
+# A standalone kwok exits with "no stages found" unless Stages come with --config. Ship the
+# default set kwokctl injects (pkg/kwokctl/runtime/cluster.go: node-initialize, lease heartbeat,
+# pod ready/complete/delete) from the same module version as the binary.
+install_kwok_stages() { # kwok-module-dir
+  local s=$1/kustomize/stage f sep=""
+  mkdir -p "$stage/share"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    printf '%s' "$sep"
+    cat "$s/$f"
+    sep=$'---\n'
+  done >"$stage/share/kwok-stages.yaml"
 }
 
 build_helm() {
   local dir=$tools/helm version k8s minor p flags="-s -w"
   version=$(mod_field "$dir" helm.sh/helm/v3 '{{.Version}}')
-  # helm's Makefile stamps the Kubernetes version of its client-go; without it the default
-  # capabilities claim v1.20 and charts with kubeVersion constraints fail to template.
-  k8s=$(mod_field "$dir" k8s.io/client-go '{{.Version}}')
-  minor=${k8s#v0.}
+  # helm's Makefile stamps the Kubernetes version its default capabilities (used by
+  # "helm template" and "helm lint" without a cluster) claim; unstamped, they claim v1.20 and
+  # charts with a kubeVersion constraint fail. Upstream stamps its own client-go minor (1.37 for
+  # v3.22.0); stamp the minor of the control plane built here so offline rendering agrees with
+  # the cluster the charts are installed into.
+  k8s=$(mod_field "$tools/kubernetes" k8s.io/kubernetes '{{.Version}}')
+  minor=${k8s#v1.}
   minor=${minor%%.*}
   flags+=" -X helm.sh/helm/v3/internal/version.version=$version"
   for p in pkg/chartutil pkg/lint/rules; do
@@ -103,7 +122,10 @@ build_helm() {
 }
 
 build_kubeconform() {
-  timed_build kubeconform "$tools/kubeconform" -ldflags="-s -w" \
+  local dir=$tools/kubeconform version
+  version=$(mod_field "$dir" github.com/yannh/kubeconform '{{.Version}}')
+  # As its .goreleaser.yml does; otherwise "kubeconform -v" prints "development".
+  timed_build kubeconform "$dir" -ldflags="-s -w -X main.version=$version" \
     -o "$stage/bin/kubeconform" github.com/yannh/kubeconform/cmd/kubeconform
 }
 
@@ -129,6 +151,7 @@ main() {
   fi
   stage=$(mktemp -d "$root/.stage.$key.XXXXXX")
   trap 'rm -rf "$stage"' EXIT
+  chmod 755 "$stage" # mktemp makes it 0700; the binaries are not secret
   mkdir -p "$stage/bin"
   total_start=$(date +%s)
   log "cache key $key; $(go version); go build -p $GO_BUILD_P"

@@ -22,7 +22,21 @@ from pathlib import Path
 
 import pytest
 
+from e2e.backing import ACCESS_TOKEN
 from e2e.cluster import REPO_ROOT, Cluster, Kubectl
+from e2e.operator_proc import OperatorProcess
+
+# Fast resync so scenarios take seconds; short probe timeouts keep dead pods cheap.
+# Namespaces of this session share a prefix the operator is limited to, so two
+# sessions on one cluster (a developer and CI, or parallel helpers) never have
+# two operators acting on one object.
+SESSION_PREFIX = f"e2e{uuid.uuid4().hex[:4]}"
+
+OPERATOR_ENV = {
+    "GANTRY_RESYNC_SECONDS": "1",
+    "GANTRY_PROBE_TIMEOUT": "1",
+    "GANTRY_TRITON_ACCESS_TOKEN": ACCESS_TOKEN,
+}
 
 
 @dataclass(frozen=True)
@@ -95,10 +109,43 @@ def namespace(
     """
     # Test ids may hold "_", "[" or "."; namespace names are DNS labels.
     stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-")
-    name = f"e2e-{stem}-{uuid.uuid4().hex[:6]}"
+    name = f"{SESSION_PREFIX}-{stem}-{uuid.uuid4().hex[:6]}"[:63].rstrip("-")
     kubectl("create", "namespace", name)
     _namespaces.append(name)
     try:
         yield name
     finally:
         kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="session")
+def crd_installed(kubectl: Kubectl) -> None:
+    """The ModelDeployment CRD, as generated from the API models, Established."""
+    crd = (REPO_ROOT / "crds" / "serving.gantry.dev_modeldeployments.yaml").read_text()
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=crd)
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/modeldeployments.serving.gantry.dev",
+        "--timeout=60s",
+    )
+
+
+@pytest.fixture(scope="session")
+def operator(
+    crd_installed: None, kubeconfig: Path | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """``gantry run`` in its own process, watching every namespace, for the whole session."""
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    proc = OperatorProcess(
+        log, kubeconfig=kubeconfig, env=OPERATOR_ENV, namespaces=[f"{SESSION_PREFIX}-*"]
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        status = proc.stop()
+        # Copy the log next to the cluster logs so a CI failure can be read afterwards.
+        (REPO_ROOT / ".cluster" / "logs").mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, REPO_ROOT / ".cluster" / "logs" / "operator.log")
+        assert status == 0, f"operator exited with {status}:\n{proc.tail()}"

@@ -1,0 +1,44 @@
+"""Running the operator in-process: kopf, the metrics port and the liveness endpoint."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import kopf
+
+from gantry.metrics import OperatorMetrics
+
+
+def run_operator(
+    *,
+    namespaces: Sequence[str] = (),
+    metrics_port: int = 8080,
+    liveness_port: int = 8081,
+    kubeconfig: str | None = None,
+    verbose: bool = False,
+) -> None:
+    """Run until interrupted. Watches ``namespaces``, or every namespace when empty."""
+    if kubeconfig:
+        os.environ["GANTRY_KUBECONFIG"] = kubeconfig
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # One line per API request drowns what matters; failures still surface as errors.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Importing registers the handlers with kopf's default registry.
+    from gantry.handlers import modeldeployment  # noqa: F401
+
+    metrics = OperatorMetrics()
+    if metrics_port:
+        metrics.serve(metrics_port)
+    memo = kopf.Memo(metrics=metrics)
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
+        memo=memo,
+    )

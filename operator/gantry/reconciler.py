@@ -1,0 +1,443 @@
+"""One level-based reconcile of a ModelDeployment: observe, decide, apply, report.
+
+No kopf here: the handlers call :meth:`Reconciler.reconcile` and turn its
+:class:`Outcome` into a status patch, events and annotation removals. Each step
+delegates to a pure module (render, rollout, status) or to an I/O module
+(kube, health, analysis); this file only orders them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from gantry.analysis import AnalysisProviders, AnalysisTarget, PodEndpoint
+from gantry.analysis.measurement import Measurement
+from gantry.api.plan import Owner, ServingPlan
+from gantry.api.spec import ModelDeploymentSpec
+from gantry.api.status import CanaryStatus, Endpoints, ModelDeploymentStatus
+from gantry.health import ACCESS_TOKEN_HEADER, ModelProbe, probe_endpoints, summarize
+from gantry.kube import ApiError, KubeClient, Manifest
+from gantry.kube import resources as kinds
+from gantry.metrics import OperatorMetrics
+from gantry.render import CHILD_KINDS, render_children, revision, selector_string, service_name
+from gantry.render.labels import DEPLOYMENT as DEPLOYMENT_LABEL
+from gantry.rollout import Decision, DeploymentReadiness, Observations, decide
+from gantry.status.conditions import Rollout, StatusInputs, Transition, build_status, transitions
+from gantry.status.observe import (
+    DeploymentObservation,
+    ModelHealth,
+    observe_deployment,
+    observe_pods,
+)
+
+SCALE_MANAGER = "gantry-scale"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Operator tunables (environment variables of ``gantry run``)."""
+
+    probe_timeout: float = 2.0
+    probe_concurrency: int = 16
+    scrape_timeout: float = 3.0
+    prometheus_url: str | None = None
+    cluster_domain: str = "cluster.local"
+    # PyTriton restricts Triton's repository API (where load failures are read)
+    # to holders of this token; a stock tritonserver needs none.
+    triton_access_token: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        return cls(
+            probe_timeout=float(env.get("GANTRY_PROBE_TIMEOUT", cls.probe_timeout)),
+            probe_concurrency=int(env.get("GANTRY_PROBE_CONCURRENCY", cls.probe_concurrency)),
+            scrape_timeout=float(env.get("GANTRY_SCRAPE_TIMEOUT", cls.scrape_timeout)),
+            prometheus_url=env.get("GANTRY_PROMETHEUS_URL") or None,
+            cluster_domain=env.get("GANTRY_CLUSTER_DOMAIN", cls.cluster_domain),
+            triton_access_token=env.get("GANTRY_TRITON_ACCESS_TOKEN") or None,
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the handler must write back.
+
+    Attributes:
+        status: The whole new status (JSON), or None when nothing changed.
+        events: Events for transitions only.
+        consumed_annotations: One-shot gate annotations to remove.
+        requeue_after: Seconds until time-based work is due, if any.
+    """
+
+    status: dict[str, Any] | None
+    events: tuple[Transition, ...] = ()
+    consumed_annotations: tuple[str, ...] = ()
+    requeue_after: float | None = None
+
+
+def _owned_by(obj: Manifest, owner: Owner) -> bool:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("uid") == owner.uid and ref.get("controller") for ref in refs)
+
+
+def _previous_status(raw: Mapping[str, Any] | None) -> ModelDeploymentStatus:
+    # A status we cannot read (hand-edited, older schema) must not wedge the
+    # operator: start afresh; the rollout logic then re-derives from children.
+    try:
+        return ModelDeploymentStatus.model_validate(raw or {})
+    except ValidationError:
+        return ModelDeploymentStatus()
+
+
+def _status_json(status: ModelDeploymentStatus) -> dict[str, Any]:
+    return status.model_dump(mode="json", by_alias=True)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, each naming the field path as users write it."""
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        lines.append(f"spec.{path}: {err['msg']}" if path else f"spec: {err['msg']}")
+    return "; ".join(lines)
+
+
+def _running_pods(pods: Sequence[Manifest]) -> list[Manifest]:
+    return [
+        p
+        for p in pods
+        if p.get("status", {}).get("phase") == "Running"
+        and p.get("status", {}).get("podIP")
+        and not p.get("metadata", {}).get("deletionTimestamp")
+    ]
+
+
+class Reconciler:
+    """Reconciles ModelDeployments through one Kubernetes client.
+
+    Args:
+        kube: The API client (its field manager owns every applied child).
+        settings: Tunables.
+        metrics: Where to count reconciles, phases and verdicts.
+    """
+
+    def __init__(self, kube: KubeClient, settings: Settings, metrics: OperatorMetrics) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.metrics = metrics
+        token = settings.triton_access_token
+        self._probe_headers = {ACCESS_TOKEN_HEADER: token} if token else None
+        self.analysis = AnalysisProviders(
+            default_prometheus=settings.prometheus_url, scrape_timeout=settings.scrape_timeout
+        )
+
+    async def close(self) -> None:
+        await self.analysis.close()
+        await self.kube.close()
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.analysis.forget(f"{namespace}/{name}")
+        self.metrics.forget(namespace, name)
+
+    async def reconcile(self, body: Mapping[str, Any], *, now: datetime) -> Outcome:
+        started = time.perf_counter()
+        try:
+            outcome = await self._reconcile(body, now)
+        except Exception:
+            self.metrics.reconciles.labels("error").inc()
+            raise
+        finally:
+            self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+        self.metrics.reconciles.labels("ok").inc()
+        return outcome
+
+    async def _reconcile(self, body: Mapping[str, Any], now: datetime) -> Outcome:
+        meta = body["metadata"]
+        owner = Owner(
+            name=meta["name"],
+            namespace=meta["namespace"],
+            uid=meta["uid"],
+            generation=int(meta.get("generation", 0)),
+        )
+        previous = _previous_status(body.get("status"))
+        try:
+            spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            # Nothing is applied for a spec we cannot read: children stay as they are.
+            return self._report_failure(owner, previous, describe_validation_error(exc), now)
+
+        selector = selector_string(owner)
+        deployments = [
+            d
+            for d in await self.kube.list(kinds.DEPLOYMENT, owner.namespace, selector=selector)
+            if _owned_by(d, owner)
+        ]
+        pods = await self.kube.list(kinds.POD, owner.namespace, selector=selector)
+        observed = {o.name: o for o in map(observe_deployment, deployments)}
+        probes = await self._probe(spec, pods)
+
+        observations = Observations(
+            deployments=_readiness(observed, probes),
+            annotations=dict(meta.get("annotations") or {}),
+        )
+        desired_revision = revision(spec)
+        decision = decide(
+            spec,
+            previous,
+            observations,
+            now,
+            desired_revision=desired_revision,
+            md_name=owner.name,
+        )
+        if decision.measure and decision.canary is not None:
+            measurement = await self._measure(owner, spec, decision.canary, pods, now)
+            observations = dataclasses.replace(observations, measurement=measurement)
+            decision = decide(
+                spec,
+                previous,
+                observations,
+                now,
+                desired_revision=desired_revision,
+                md_name=owner.name,
+            )
+
+        await self._apply(owner, spec, decision.plan, observed)
+        status = build_status(
+            StatusInputs(
+                generation=owner.generation,
+                stable=decision.stable,
+                canary=decision.canary,
+                deployments=observed,
+                scheduling=observe_pods(pods),
+                model=_model_health(
+                    probes, decision.stable.deployment if decision.stable else None
+                ),
+                rollout=_rollout_summary(decision),
+                endpoints=self._endpoints(owner, spec),
+                selector=selector,
+            ),
+            previous,
+            now,
+        )
+        status = _with_model_ready_counts(status, probes)
+        self._record_metrics(owner, previous, status)
+        events = tuple(Transition(e.type, e.reason, e.message) for e in decision.events)
+        events += tuple(transitions(previous, status))
+        changed = _status_json(status) != _status_json(previous)
+        return Outcome(
+            status=_status_json(status) if changed else None,
+            events=events,
+            consumed_annotations=decision.consumed,
+            requeue_after=decision.requeue_after,
+        )
+
+    def _report_failure(
+        self, owner: Owner, previous: ModelDeploymentStatus, message: str, now: datetime
+    ) -> Outcome:
+        status = build_status(
+            StatusInputs(
+                generation=owner.generation,
+                stable=previous.stable,
+                canary=previous.canary,
+                deployments={},
+                failure=message,
+                endpoints=previous.endpoints,
+                selector=previous.selector,
+            ),
+            previous,
+            now,
+        )
+        # Replica counts stay as last observed: the children were not touched.
+        status = status.model_copy(
+            update={
+                "replicas": previous.replicas,
+                "ready_replicas": previous.ready_replicas,
+                "model_ready_replicas": previous.model_ready_replicas,
+            }
+        )
+        self.metrics.set_phase(owner.namespace, owner.name, status.phase.value)
+        changed = _status_json(status) != _status_json(previous)
+        return Outcome(
+            status=_status_json(status) if changed else None,
+            events=tuple(transitions(previous, status)),
+        )
+
+    async def _probe(self, spec: ModelDeploymentSpec, pods: Sequence[Manifest]) -> list[PodProbe]:
+        running = _running_pods(pods)
+        if not running:
+            return []
+        port = spec.runtime.ports.http
+        results = await probe_endpoints(
+            [f"{p['status']['podIP']}:{port}" for p in running],
+            spec.model.name,
+            spec.model.version,
+            timeout=self.settings.probe_timeout,
+            concurrency=self.settings.probe_concurrency,
+            headers=self._probe_headers,
+        )
+        return [
+            PodProbe(
+                deployment=str(p["metadata"].get("labels", {}).get(DEPLOYMENT_LABEL, "")),
+                probe=r,
+            )
+            for p, r in zip(running, results, strict=True)
+        ]
+
+    async def _measure(
+        self,
+        owner: Owner,
+        spec: ModelDeploymentSpec,
+        canary: CanaryStatus,
+        pods: Sequence[Manifest],
+        now: datetime,
+    ) -> Measurement:
+        assert spec.rollout.canary is not None
+        port = spec.runtime.ports.metrics
+        endpoints = tuple(
+            PodEndpoint(
+                name=p["metadata"]["name"], url=f"http://{p['status']['podIP']}:{port}/metrics"
+            )
+            for p in _running_pods(pods)
+            if p["metadata"].get("labels", {}).get(DEPLOYMENT_LABEL) == canary.deployment
+        )
+        target = AnalysisTarget(
+            namespace=owner.namespace,
+            name=owner.name,
+            deployment=canary.deployment,
+            revision=canary.revision,
+            model=spec.model.name,
+            model_version=spec.model.version,
+            pods=endpoints,
+        )
+        return await self.analysis.measure(target, spec.rollout.canary.analysis, now)
+
+    async def _apply(
+        self,
+        owner: Owner,
+        spec: ModelDeploymentSpec,
+        plan: ServingPlan,
+        observed: Mapping[str, DeploymentObservation],
+    ) -> None:
+        children = render_children(owner, spec, plan)
+        for manifest in children:
+            await self.kube.apply(manifest)
+        for dep in plan.deployments:
+            current = observed.get(dep.name)
+            if dep.replicas is not None and (current is None or current.desired != dep.replicas):
+                await self.kube.scale(
+                    kinds.DEPLOYMENT, dep.name, owner.namespace, dep.replicas, manager=SCALE_MANAGER
+                )
+        keep = {(c["kind"], c["metadata"]["name"]) for c in children}
+        keep |= {("Deployment", d.name) for d in plan.deployments}
+        await self._collect_garbage(owner, keep)
+
+    async def _collect_garbage(self, owner: Owner, keep: set[tuple[str, str]]) -> None:
+        """Delete owned children the plan no longer wants (exact uid, never a namesake)."""
+        selector = selector_string(owner)
+        for child in CHILD_KINDS:
+            res = kinds.KNOWN[(child.api_version, child.kind)]
+            try:
+                items = await self.kube.list(res, owner.namespace, selector=selector)
+            except ApiError as exc:
+                if exc.not_found:  # the kind is not installed (e.g. no Gateway API CRDs)
+                    continue
+                raise
+            for item in items:
+                name = item["metadata"]["name"]
+                if _owned_by(item, owner) and (child.kind, name) not in keep:
+                    await self.kube.delete(
+                        res, name, owner.namespace, uid=item["metadata"].get("uid")
+                    )
+
+    def _endpoints(self, owner: Owner, spec: ModelDeploymentSpec) -> Endpoints:
+        host = f"{service_name(owner)}.{owner.namespace}.svc.{self.settings.cluster_domain}"
+        ports = spec.runtime.ports
+        return Endpoints(
+            http=f"http://{host}:{ports.http}",
+            grpc=f"{host}:{ports.grpc}",
+            metrics=f"http://{host}:{ports.metrics}/metrics",
+        )
+
+    def _record_metrics(
+        self, owner: Owner, previous: ModelDeploymentStatus, status: ModelDeploymentStatus
+    ) -> None:
+        ns, name = owner.namespace, owner.name
+        self.metrics.set_phase(ns, name, status.phase.value)
+        canary = status.canary
+        self.metrics.canary_weight.labels(ns, name).set(canary.weight if canary else 0)
+        self.metrics.canary_step.labels(ns, name).set(canary.step_index if canary else 0)
+        last = canary.analysis.last if canary else None
+        before = previous.canary.analysis.last if previous.canary else None
+        if last is not None and (before is None or before.time != last.time):
+            self.metrics.analysis_verdicts.labels(ns, name, last.verdict.value).inc()
+
+
+@dataclass(frozen=True)
+class PodProbe:
+    deployment: str
+    probe: ModelProbe
+
+
+def _readiness(
+    observed: Mapping[str, DeploymentObservation], probes: Sequence[PodProbe]
+) -> dict[str, DeploymentReadiness]:
+    # None (not probed: no running pod) lets availability alone count; 0 means
+    # pods answered and none has the model.
+    ready_models: dict[str, int] = {}
+    for p in probes:
+        ready_models[p.deployment] = ready_models.get(p.deployment, 0) + int(p.probe.model_ready)
+    return {
+        name: DeploymentReadiness(
+            replicas=o.desired,
+            ready=o.ready,
+            available=o.available,
+            model_ready=ready_models.get(name),
+        )
+        for name, o in observed.items()
+    }
+
+
+def _model_health(probes: Sequence[PodProbe], stable: str | None) -> ModelHealth | None:
+    mine = [p.probe for p in probes if p.deployment == stable]
+    if not mine:
+        return ModelHealth(reason="NoRunningPods", message="no running pod to probe")
+    ready, reason, message = summarize(mine)
+    return ModelHealth(probed=len(mine), ready=ready, reason=reason, message=message)
+
+
+def _with_model_ready_counts(
+    status: ModelDeploymentStatus, probes: Sequence[PodProbe]
+) -> ModelDeploymentStatus:
+    def count(deployment: str) -> int:
+        return sum(1 for p in probes if p.deployment == deployment and p.probe.model_ready)
+
+    update: dict[str, Any] = {}
+    if status.stable is not None:
+        update["stable"] = status.stable.model_copy(
+            update={"model_ready_replicas": count(status.stable.deployment)}
+        )
+    if status.canary is not None:
+        update["canary"] = status.canary.model_copy(
+            update={"model_ready_replicas": count(status.canary.deployment)}
+        )
+    return status.model_copy(update=update) if update else status
+
+
+def _rollout_summary(decision: Decision) -> Rollout:
+    canary = decision.canary
+    if canary is not None and canary.phase.value == "Aborted":
+        return Rollout(
+            progressing=False,
+            message=decision.message,
+            degraded_reason=canary.reason or "RolledBack",
+            degraded_message=canary.message,
+        )
+    return Rollout(progressing=decision.progressing, message=decision.message)

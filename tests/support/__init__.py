@@ -1,0 +1,1 @@
+"""Helpers shared by test suites (unit, component and e2e)."""

@@ -11,6 +11,16 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+
+from gantry.api.status import (
+    CanaryPhase,
+    CanaryStatus,
+    ConditionStatus,
+    ModelDeploymentStatus,
+    Phase,
+)
+from gantry.status.conditions import Rollout, StatusInputs, build_status
+from gantry.status.observe import ModelHealth, SchedulingObservation
 from tests.status.builders import (
     CANARY_DEP,
     DEADLINE_MESSAGE,
@@ -46,16 +56,6 @@ from tests.status.builders import (
     stable_rev,
     summary,
 )
-
-from gantry.api.status import (
-    CanaryPhase,
-    CanaryStatus,
-    ConditionStatus,
-    ModelDeploymentStatus,
-    Phase,
-)
-from gantry.status.conditions import Rollout, StatusInputs, build_status
-from gantry.status.observe import ModelHealth, SchedulingObservation
 
 CANARY_ROLLOUT = Rollout(progressing=True, message="canary bbbbbbbbbb at 10% (step 1/5)")
 ABORTED = Rollout(

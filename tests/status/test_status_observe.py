@@ -5,6 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+from gantry.status.observe import (
+    DeploymentObservation,
+    SchedulingObservation,
+    observe_deployment,
+    observe_pods,
+)
 from tests.status.builders import (
     CANARY_DEP,
     DEADLINE_MESSAGE,
@@ -21,13 +28,6 @@ from tests.status.builders import (
     pod_manifest,
     progressing,
     unschedulable_pod,
-)
-
-from gantry.status.observe import (
-    DeploymentObservation,
-    SchedulingObservation,
-    observe_deployment,
-    observe_pods,
 )
 
 PROGRESSED = f'ReplicaSet "{STABLE_DEP}-7c9f8d6b5" has successfully progressed.'

@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
+from gantry.api.status import ModelDeploymentStatus
+from gantry.status.conditions import Rollout, StatusInputs, Transition, transitions
 from tests.status.builders import (
     EMPTY,
     GPU_SCHEDULING,
@@ -33,9 +36,6 @@ from tests.status.builders import (
     observed,
     with_conditions,
 )
-
-from gantry.api.status import ModelDeploymentStatus
-from gantry.status.conditions import Rollout, StatusInputs, Transition, transitions
 
 W, N = "Warning", "Normal"
 

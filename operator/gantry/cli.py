@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        # The runtime owns its flags (--config, --help...); argparse's REMAINDER
+        # would refuse the ones that start with "--".
+        return cmd_serve(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)

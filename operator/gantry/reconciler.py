@@ -131,6 +131,7 @@ class Reconciler:
 
     def __init__(self, kube: KubeClient, settings: Settings, metrics: OperatorMetrics) -> None:
         self.kube = kube
+        self.reconciled = 0  # successful reconciles, for the liveness probe
         self.settings = settings
         self.metrics = metrics
         token = settings.triton_access_token
@@ -157,6 +158,7 @@ class Reconciler:
         finally:
             self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
         self.metrics.reconciles.labels("ok").inc()
+        self.reconciled += 1
         return outcome
 
     async def _reconcile(self, body: Mapping[str, Any], now: datetime) -> Outcome:

@@ -25,14 +25,6 @@ RESYNC_SECONDS = float(os.environ.get("GANTRY_RESYNC_SECONDS", "5"))
 FIELD_MANAGER = "gantry"
 
 
-class _Memo:
-    """Typed view of what startup puts into kopf's memo."""
-
-    reconciler: Reconciler
-    metrics: OperatorMetrics
-    locks: dict[str, asyncio.Lock]
-
-
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Progress and diff-base live in our own annotations; the status is ours alone.
@@ -75,9 +67,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.probe(id="reconciles")
-def probe(memo: kopf.Memo, **_: Any) -> float:
-    metrics: OperatorMetrics = memo["metrics"]
-    return float(metrics.reconciles.labels("ok")._value.get())
+def probe(memo: kopf.Memo, **_: Any) -> int:
+    reconciler: Reconciler | None = memo.get("reconciler")
+    return reconciler.reconciled if reconciler is not None else 0
 
 
 def _apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch) -> None:

@@ -1,0 +1,5 @@
+"""``python -m gantry.runtime``: the same as ``gantry serve``."""
+
+from gantry.runtime.cli import main
+
+raise SystemExit(main())

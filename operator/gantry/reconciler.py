@@ -170,20 +170,23 @@ class Reconciler:
             generation=int(meta.get("generation", 0)),
         )
         previous = _previous_status(body.get("status"))
-        try:
-            spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
-        except ValidationError as exc:
-            # Nothing is applied for a spec we cannot read: children stay as they are.
-            return self._report_failure(owner, previous, describe_validation_error(exc), now)
-
         selector = selector_string(owner)
         deployments = [
             d
             for d in await self.kube.list(kinds.DEPLOYMENT, owner.namespace, selector=selector)
             if _owned_by(d, owner)
         ]
-        pods = await self.kube.list(kinds.POD, owner.namespace, selector=selector)
         observed = {o.name: o for o in map(observe_deployment, deployments)}
+        try:
+            spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            # Nothing is applied for a spec we cannot read: children stay as they
+            # are and keep serving, and the status says both.
+            return self._report_failure(
+                owner, previous, describe_validation_error(exc), observed, now
+            )
+
+        pods = await self.kube.list(kinds.POD, owner.namespace, selector=selector)
         probes = await self._probe(spec, pods)
 
         observations = Observations(
@@ -242,14 +245,19 @@ class Reconciler:
         )
 
     def _report_failure(
-        self, owner: Owner, previous: ModelDeploymentStatus, message: str, now: datetime
+        self,
+        owner: Owner,
+        previous: ModelDeploymentStatus,
+        message: str,
+        observed: Mapping[str, DeploymentObservation],
+        now: datetime,
     ) -> Outcome:
         status = build_status(
             StatusInputs(
                 generation=owner.generation,
                 stable=previous.stable,
                 canary=previous.canary,
-                deployments={},
+                deployments=observed,
                 failure=message,
                 endpoints=previous.endpoints,
                 selector=previous.selector,
@@ -257,14 +265,8 @@ class Reconciler:
             previous,
             now,
         )
-        # Replica counts stay as last observed: the children were not touched.
-        status = status.model_copy(
-            update={
-                "replicas": previous.replicas,
-                "ready_replicas": previous.ready_replicas,
-                "model_ready_replicas": previous.model_ready_replicas,
-            }
-        )
+        # Model readiness was not probed this time: keep the last count seen.
+        status = status.model_copy(update={"model_ready_replicas": previous.model_ready_replicas})
         self.metrics.set_phase(owner.namespace, owner.name, status.phase.value)
         changed = _status_json(status) != _status_json(previous)
         return Outcome(

@@ -194,25 +194,17 @@ class Reconciler:
             annotations=dict(meta.get("annotations") or {}),
         )
         desired_revision = revision(spec)
-        decision = decide(
-            spec,
-            previous,
-            observations,
-            now,
-            desired_revision=desired_revision,
-            md_name=owner.name,
-        )
-        if decision.measure and decision.canary is not None:
-            measurement = await self._measure(owner, spec, decision.canary, pods, now)
-            observations = dataclasses.replace(observations, measurement=measurement)
-            decision = decide(
-                spec,
-                previous,
-                observations,
-                now,
-                desired_revision=desired_revision,
-                md_name=owner.name,
+
+        def decide_with(obs: Observations) -> Decision:
+            return decide(
+                spec, previous, obs, now, desired_revision=desired_revision, md_name=owner.name
             )
+
+        decision = decide_with(observations)
+        if decision.measure and decision.canary is not None:
+            # An interval is due: measure, then decide again on the same tick.
+            measurement = await self._measure(owner, spec, decision.canary, pods, now)
+            decision = decide_with(dataclasses.replace(observations, measurement=measurement))
 
         await self._apply(owner, spec, decision.plan, observed)
         status = build_status(

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from gantry.analysis import AnalysisProviders, AnalysisTarget, PodEndpoint
 from gantry.analysis.measurement import Measurement
 from gantry.api.plan import Owner, ServingPlan
-from gantry.api.spec import ModelDeploymentSpec
+from gantry.api.spec import API_VERSION, KIND, ModelDeploymentSpec
 from gantry.api.status import CanaryStatus, Endpoints, ModelDeploymentStatus
 from gantry.health import ACCESS_TOKEN_HEADER, ModelProbe, probe_endpoints, summarize
 from gantry.kube import ApiError, KubeClient, Manifest
@@ -81,6 +81,53 @@ class Outcome:
     events: tuple[Transition, ...] = ()
     consumed_annotations: tuple[str, ...] = ()
     requeue_after: float | None = None
+
+
+async def write_outcome(
+    kube: KubeClient, body: Mapping[str, Any], outcome: Outcome, *, now: datetime
+) -> None:
+    """Write what a reconcile decided: status, consumed gates, events (in that order).
+
+    The status goes first: a gate annotation is removed only once the decision
+    it caused is recorded, so a failure in between replays the gate at worst.
+    """
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    if outcome.status is not None:
+        await kube.patch_merge(
+            kinds.MODEL_DEPLOYMENT, name, namespace, {"status": outcome.status}, sub="status"
+        )
+    if outcome.consumed_annotations:
+        gone: dict[str, Any] = dict.fromkeys(outcome.consumed_annotations)
+        await kube.patch_merge(
+            kinds.MODEL_DEPLOYMENT, name, namespace, {"metadata": {"annotations": gone}}
+        )
+    for event in outcome.events:
+        await kube.create(_event(meta, event, now))
+
+
+def _event(meta: Mapping[str, Any], event: Transition, now: datetime) -> Manifest:
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+        },
+        "type": event.type,
+        "reason": event.reason,
+        "message": event.message[:1024],
+        "source": {"component": "gantry"},
+        "reportingComponent": "serving.gantry.dev/gantry",
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
 
 
 def _owned_by(obj: Manifest, owner: Owner) -> bool:

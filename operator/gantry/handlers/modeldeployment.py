@@ -1,14 +1,20 @@
 """kopf handlers for ModelDeployment: thin glue from events to the reconciler.
 
-One level-based reconcile serves create, resume, update and a periodic timer;
-the timer keeps status truthful when pods change without a spec change and
-drives canary steps and analysis intervals. A per-object lock keeps the timer
-and change handlers from reconciling the same object at once.
+One level-based reconcile serves create, resume and update, and a resync loop
+re-runs it for every known object every ``GANTRY_RESYNC_SECONDS``: that keeps
+status truthful when pods change without a spec change and drives canary steps
+and analysis intervals. The loop is the operator's own task fed by watch events,
+not a kopf timer: kopf puts a finalizer on every object a timer serves, and a
+finalizer would block deleting a ModelDeployment (and its namespace) whenever
+the operator is not running. Children go through garbage collection; Gantry
+needs no finalizer at all. A per-object lock keeps the loop and the change
+handlers from reconciling one object at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import os
@@ -18,11 +24,13 @@ import kopf
 
 from gantry.api.spec import GROUP, PLURAL, VERSION
 from gantry.kube import ApiError, KubeClient, load
+from gantry.kube import resources as kinds
 from gantry.metrics import OperatorMetrics
-from gantry.reconciler import Outcome, Reconciler, Settings
+from gantry.reconciler import Reconciler, Settings, write_outcome
 
 RESYNC_SECONDS = float(os.environ.get("GANTRY_RESYNC_SECONDS", "5"))
 FIELD_MANAGER = "gantry"
+logger = logging.getLogger("gantry.handlers")
 
 
 @kopf.on.startup()
@@ -43,6 +51,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         metrics,
     )
     memo["locks"] = {}
+    memo["known"] = {}
+    memo["resync"] = asyncio.create_task(_resync_forever(memo))
 
 
 @kopf.on.login()
@@ -61,6 +71,11 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task: asyncio.Task[None] | None = memo.get("resync")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     reconciler: Reconciler | None = memo.get("reconciler")
     if reconciler is not None:
         await reconciler.close()
@@ -72,46 +87,65 @@ def probe(memo: kopf.Memo, **_: Any) -> int:
     return reconciler.reconciled if reconciler is not None else 0
 
 
-def _apply(outcome: Outcome, body: kopf.Body, patch: kopf.Patch) -> None:
-    if outcome.status is not None:
-        patch.status.update(outcome.status)
-    for key in outcome.consumed_annotations:
-        patch.metadata.annotations[key] = None
-    for event in outcome.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-
-
-async def _reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo) -> None:
+async def _reconcile(body: dict[str, Any], memo: kopf.Memo) -> None:
     reconciler: Reconciler = memo["reconciler"]
     locks: dict[str, asyncio.Lock] = memo["locks"]
-    key = f"{body.metadata.namespace}/{body.metadata.name}"
-    async with locks.setdefault(key, asyncio.Lock()):
+    meta = body["metadata"]
+    async with locks.setdefault(f"{meta['namespace']}/{meta['name']}", asyncio.Lock()):
+        now = datetime.datetime.now(datetime.UTC)
         try:
-            outcome = await reconciler.reconcile(
-                dict(body), now=datetime.datetime.now(datetime.UTC)
-            )
+            outcome = await reconciler.reconcile(body, now=now)
+            await write_outcome(reconciler.kube, body, outcome, now=now)
         except ApiError as exc:
+            if exc.not_found:
+                return  # deleted meanwhile: nothing to report on
             if exc.retryable:
                 raise kopf.TemporaryError(str(exc), delay=2) from exc
             raise
-    _apply(outcome, body, patch)
+
+
+async def _resync_forever(memo: kopf.Memo) -> None:
+    reconciler: Reconciler = memo["reconciler"]
+    known: dict[tuple[str, str], None] = memo["known"]
+    while True:
+        await asyncio.sleep(RESYNC_SECONDS)
+        for namespace, name in list(known):
+            # Read it afresh: the watch copy may predate our own status write.
+            try:
+                body = await reconciler.kube.get(kinds.MODEL_DEPLOYMENT, name, namespace)
+            except ApiError as exc:
+                logger.warning("cannot read %s/%s: %s", namespace, name, exc)
+                continue
+            if body is None:  # deleted; the watch will say so too
+                known.pop((namespace, name), None)
+                continue
+            try:
+                await _reconcile(body, memo)
+            except (ApiError, kopf.TemporaryError) as exc:
+                logger.warning("resync of %s/%s failed: %s", namespace, name, exc)
+            except Exception:
+                # One object's bug must not stop every other object's resync.
+                logger.exception("resync of %s/%s crashed", namespace, name)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    await _reconcile(body, patch, memo)
+async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo["known"][(body.metadata.namespace, body.metadata.name)] = None
+    await _reconcile(dict(body), memo)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    await _reconcile(body, patch, memo)
-
-
-@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
-async def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    # Children go through Kubernetes garbage collection (ownerReferences); no finalizer.
-    reconciler: Reconciler = memo["reconciler"]
-    reconciler.forget(body.metadata.namespace or "", body.metadata.name or "")
-    memo["locks"].pop(f"{body.metadata.namespace}/{body.metadata.name}", None)
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def track(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the set of objects the resync loop visits (no finalizer involved)."""
+    meta = event["object"].get("metadata", {})
+    key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+    known: dict[tuple[str, str], None] = memo["known"]
+    if event["type"] == "DELETED":
+        known.pop(key, None)
+        reconciler: Reconciler = memo["reconciler"]
+        reconciler.forget(*key)
+        memo["locks"].pop(f"{key[0]}/{key[1]}", None)
+    elif event["type"] in (None, "ADDED", "MODIFIED"):
+        known[key] = None

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -107,7 +107,7 @@ async def write_outcome(
 
 
 def _event(meta: Mapping[str, Any], event: Transition, now: datetime) -> Manifest:
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "apiVersion": "v1",
         "kind": "Event",
@@ -253,7 +253,22 @@ class Reconciler:
             measurement = await self._measure(owner, spec, decision.canary, pods, now)
             decision = decide_with(dataclasses.replace(observations, measurement=measurement))
 
-        await self._apply(owner, spec, decision.plan, observed)
+        try:
+            await self._apply(owner, spec, decision.plan, observed)
+        except ApiError as exc:
+            if not exc.not_found:
+                raise
+            # A child kind this cluster does not serve (an HTTPRoute without the
+            # Gateway API CRDs): retrying cannot help, so say it in the status.
+            return self._report_failure(
+                owner,
+                previous,
+                f"cannot apply children: {exc.message}; for trafficRouting gatewayAPI "
+                "install the Gateway API CRDs, or use trafficRouting replicas",
+                observed,
+                now,
+                reason="ChildKindNotInstalled",
+            )
         status = build_status(
             StatusInputs(
                 generation=owner.generation,
@@ -290,6 +305,8 @@ class Reconciler:
         message: str,
         observed: Mapping[str, DeploymentObservation],
         now: datetime,
+        *,
+        reason: str = "InvalidSpec",
     ) -> Outcome:
         status = build_status(
             StatusInputs(
@@ -298,6 +315,7 @@ class Reconciler:
                 canary=previous.canary,
                 deployments=observed,
                 failure=message,
+                failure_reason=reason,
                 endpoints=previous.endpoints,
                 selector=previous.selector,
             ),

@@ -51,12 +51,15 @@ class ApiError(Exception):
 def _raise_for(response: httpx.Response) -> None:
     if response.is_success:
         return
+    reason, message = response.reason_phrase, response.text
     try:
         body = response.json()
-        reason = str(body.get("reason", response.reason_phrase))
-        message = str(body.get("message", response.text))
     except ValueError:
-        reason, message = response.reason_phrase, response.text
+        body = None
+    # A Kubernetes Status object; anything else (a proxy's page) is kept as text.
+    if isinstance(body, dict):
+        reason = str(body.get("reason", reason))
+        message = str(body.get("message", message))
     raise ApiError(response.status_code, reason, message)
 
 
@@ -67,10 +70,17 @@ class KubeClient:
         config: Where the API server is and how to authenticate.
         field_manager: Server-side apply field manager for every write.
         timeout: Seconds per request.
+        transport: An httpx transport to send requests through instead of the
+            network (tests inject an ``httpx.MockTransport``).
     """
 
     def __init__(
-        self, config: ClusterConfig, *, field_manager: str = "gantry", timeout: float = 10.0
+        self,
+        config: ClusterConfig,
+        *,
+        field_manager: str = "gantry",
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Accept": "application/json", "User-Agent": "gantry"}
         if config.token:
@@ -81,6 +91,7 @@ class KubeClient:
             verify=config.ssl_context(),
             timeout=timeout,
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            transport=transport,
         )
         self.field_manager = field_manager
         self.config = config

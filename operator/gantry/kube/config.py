@@ -105,6 +105,8 @@ def in_cluster() -> ClusterConfig:
     port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
     if not host:
         raise KubeConfigError("not running in a cluster (KUBERNETES_SERVICE_HOST unset)")
+    if ":" in host:  # an IPv6 service address needs brackets in a URL
+        host = f"[{host}]"
     return ClusterConfig(
         server=f"https://{host}:{port}",
         ca_file=str(SERVICE_ACCOUNT_DIR / "ca.crt"),

@@ -46,6 +46,7 @@ class StatusInputs:
     model: ModelHealth | None = None
     rollout: Rollout = field(default_factory=Rollout)
     failure: str = ""
+    failure_reason: str = "InvalidSpec"
     endpoints: Endpoints = field(default_factory=Endpoints)
     selector: str = ""
 
@@ -148,7 +149,7 @@ def _progressing(inputs: StatusInputs, stable: DeploymentObservation | None) -> 
 
 def _degraded(inputs: StatusInputs, conds: Mapping[ConditionType, _Cond]) -> _Cond:
     if inputs.failure:
-        return _Cond(ConditionType.DEGRADED, T, "InvalidSpec", inputs.failure)
+        return _Cond(ConditionType.DEGRADED, T, inputs.failure_reason, inputs.failure)
     if inputs.rollout.degraded_reason:
         return _Cond(
             ConditionType.DEGRADED,

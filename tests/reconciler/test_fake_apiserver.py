@@ -1,0 +1,127 @@
+"""The fake API server behaves as the real one does where the reconciler tests rely on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from gantry.kube import ApiError, ClusterConfig, KubeClient
+from gantry.kube import resources as kinds
+from tests.reconciler.fake_apiserver import FakeApiServer, Obj
+
+pytestmark = pytest.mark.timeout(30)
+
+DEP = kinds.DEPLOYMENT.path("ns", "d")
+
+
+def client(fake: FakeApiServer) -> KubeClient:
+    config = ClusterConfig(server="https://kube.test", insecure=True)
+    return KubeClient(config, transport=fake.transport())
+
+
+def deployment(labels: dict[str, str] | None = None, **spec: object) -> Obj:
+    meta: Obj = {"name": "d", "namespace": "ns", "labels": labels or {}}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
+
+
+async def test_apply_creates_then_merges_keeping_other_managers_fields() -> None:
+    fake = FakeApiServer()
+    async with client(fake) as kube:
+        created = await kube.apply(deployment(paused=False))
+        meta = created["metadata"]
+        assert (meta["generation"], meta["uid"]) == (1, fake.objects[DEP]["metadata"]["uid"])
+
+        await kube.scale(kinds.DEPLOYMENT, "d", "ns", 4, manager="gantry-scale")
+        again = await kube.apply(deployment(paused=False))
+        assert again["spec"] == {"paused": False, "replicas": 4}
+        assert again["metadata"]["generation"] == 2  # the scale changed spec; the re-apply not
+        assert again["metadata"]["uid"] == meta["uid"]
+        assert int(again["metadata"]["resourceVersion"]) > int(meta["resourceVersion"])
+
+
+async def test_apply_refuses_a_body_naming_another_object() -> None:
+    fake = FakeApiServer()
+    async with client(fake) as kube:
+        wrong = deployment()
+        wrong["metadata"]["name"] = "e"
+        with pytest.raises(ApiError) as caught:
+            await kube._request(
+                "PATCH",
+                DEP,
+                params={"fieldManager": "m"},
+                body=wrong,
+                content_type="application/apply-patch+yaml",
+            )
+        assert caught.value.status == 400
+
+
+async def test_list_matches_equality_selectors_and_refuses_others() -> None:
+    fake = FakeApiServer()
+    fake.put(DEP, deployment({"a": "1", "b": "2"}))
+    fake.put(kinds.DEPLOYMENT.path("ns", "x"), deployment({"a": "1"}))
+    fake.put(kinds.DEPLOYMENT.path("other", "y"), deployment({"a": "1", "b": "2"}))
+    async with client(fake) as kube:
+        got = await kube.list(kinds.DEPLOYMENT, "ns", selector="a=1,b==2")
+        assert [d["metadata"]["name"] for d in got] == ["d"]
+        assert len(await kube.list(kinds.DEPLOYMENT, "ns")) == 2
+        for unsupported in ("a!=1", "a in (1)", "a"):
+            with pytest.raises(ApiError) as caught:
+                await kube.list(kinds.DEPLOYMENT, "ns", selector=unsupported)
+            assert caught.value.invalid
+
+
+async def test_merge_patch_deletes_nulls_and_status_is_its_own_subresource() -> None:
+    fake = FakeApiServer()
+    md = kinds.MODEL_DEPLOYMENT
+    path = md.path("ns", "m")
+    fake.put(path, {"metadata": {"name": "m", "annotations": {"x": "1", "y": "2"}}, "spec": {}})
+    async with client(fake) as kube:
+        await kube.patch_merge(md, "m", "ns", {"metadata": {"annotations": {"x": None}}})
+        await kube.patch_merge(
+            md, "m", "ns", {"status": {"phase": "Ready", "canary": None}}, sub="status"
+        )
+        await kube.patch_merge(md, "m", "ns", {"status": {"phase": "Ignored"}})  # main resource
+        stored = fake.objects[path]
+        assert stored["metadata"]["annotations"] == {"y": "2"}
+        assert stored["status"] == {"phase": "Ready"}
+        assert stored["metadata"]["generation"] == 1
+
+
+async def test_delete_honours_the_uid_precondition() -> None:
+    fake = FakeApiServer()
+    uid = fake.put(DEP, deployment())["metadata"]["uid"]
+    async with client(fake) as kube:
+        with pytest.raises(ApiError) as caught:
+            await kube.delete(kinds.DEPLOYMENT, "d", "ns", uid="someone-else")
+        assert caught.value.conflict
+        assert await kube.delete(kinds.DEPLOYMENT, "d", "ns", uid=uid) is True
+        assert await kube.delete(kinds.DEPLOYMENT, "d", "ns", uid=uid) is False
+
+
+async def test_faults_are_counted_and_missing_groups_answer_404() -> None:
+    fake = FakeApiServer()
+    fake.put(DEP, deployment())
+    fake.fail("GET", DEP, 503, times=2)
+    fake.uninstall("gateway.networking.k8s.io/v1")
+    async with client(fake) as kube:
+        for _ in range(2):
+            with pytest.raises(ApiError):
+                await kube.get(kinds.DEPLOYMENT, "d", "ns")
+        assert await kube.get(kinds.DEPLOYMENT, "d", "ns") is not None
+        with pytest.raises(ApiError) as caught:
+            await kube.list(kinds.HTTPROUTE, "ns")
+        assert caught.value.not_found
+
+
+async def test_create_with_generate_name() -> None:
+    fake = FakeApiServer()
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": "m.", "namespace": "ns"},
+    }
+    async with client(fake) as kube:
+        first = await kube.create(event)
+        second = await kube.create(event)
+    assert first["metadata"]["name"].startswith("m.")
+    assert first["metadata"]["name"] != second["metadata"]["name"]
+    assert fake.log[0].body == event  # the log keeps what was sent

@@ -157,6 +157,16 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _served_model(pod: Manifest, spec: ModelDeploymentSpec) -> tuple[str, str]:
+    """(model name, version) a pod's own template serves: its GANTRY_MODEL_* env."""
+    containers = pod.get("spec", {}).get("containers") or [{}]
+    env = {e.get("name"): e.get("value") for e in containers[0].get("env") or []}
+    return (
+        str(env.get("GANTRY_MODEL_NAME") or spec.model.name),
+        str(env.get("GANTRY_MODEL_VERSION") or spec.model.version),
+    )
+
+
 def _running_pods(pods: Sequence[Manifest]) -> list[Manifest]:
     return [
         p
@@ -332,25 +342,35 @@ class Reconciler:
         )
 
     async def _probe(self, spec: ModelDeploymentSpec, pods: Sequence[Manifest]) -> list[PodProbe]:
+        """Probe every running pod for the model *its own* revision serves.
+
+        During a canary (and after a rollback) the stable pods serve an older
+        model version than the spec names; asking them for the spec's version
+        would report a healthy stable as not ready.
+        """
         running = _running_pods(pods)
-        if not running:
-            return []
+        groups: dict[tuple[str, str], list[Manifest]] = {}
+        for pod in running:
+            groups.setdefault(_served_model(pod, spec), []).append(pod)
         port = spec.runtime.ports.http
-        results = await probe_endpoints(
-            [f"{p['status']['podIP']}:{port}" for p in running],
-            spec.model.name,
-            spec.model.version,
-            timeout=self.settings.probe_timeout,
-            concurrency=self.settings.probe_concurrency,
-            headers=self._probe_headers,
-        )
-        return [
-            PodProbe(
-                deployment=str(p["metadata"].get("labels", {}).get(DEPLOYMENT_LABEL, "")),
-                probe=r,
+        probed: list[PodProbe] = []
+        for (model, version), members in groups.items():
+            results = await probe_endpoints(
+                [f"{p['status']['podIP']}:{port}" for p in members],
+                model,
+                version,
+                timeout=self.settings.probe_timeout,
+                concurrency=self.settings.probe_concurrency,
+                headers=self._probe_headers,
             )
-            for p, r in zip(running, results, strict=True)
-        ]
+            probed += [
+                PodProbe(
+                    deployment=str(p["metadata"].get("labels", {}).get(DEPLOYMENT_LABEL, "")),
+                    probe=r,
+                )
+                for p, r in zip(members, results, strict=True)
+            ]
+        return probed
 
     async def _measure(
         self,

@@ -163,7 +163,8 @@ async def test_missing_gateway_api_for_gateway_routing_is_not_silent() -> None:
 
         raised: Exception | None = None
         try:
-            await handlers._reconcile(env.body(), memo)
+            meta = env.body()["metadata"]
+            await handlers._reconcile(meta["namespace"], meta["name"], memo)
         except Exception as exc:
             raised = exc
 

@@ -87,40 +87,35 @@ def probe(memo: kopf.Memo, **_: Any) -> int:
     return reconciler.reconciled if reconciler is not None else 0
 
 
-async def _reconcile(body: dict[str, Any], memo: kopf.Memo) -> None:
+async def _reconcile(namespace: str, name: str, memo: kopf.Memo) -> bool:
+    """Reconcile one object; False when it no longer exists."""
     reconciler: Reconciler = memo["reconciler"]
     locks: dict[str, asyncio.Lock] = memo["locks"]
-    meta = body["metadata"]
-    async with locks.setdefault(f"{meta['namespace']}/{meta['name']}", asyncio.Lock()):
-        now = datetime.datetime.now(datetime.UTC)
+    async with locks.setdefault(f"{namespace}/{name}", asyncio.Lock()):
         try:
+            # Read afresh under the lock: a watch event's copy may predate a status
+            # just written by the other path, and deciding from it would replay a step.
+            body = await reconciler.kube.get(kinds.MODEL_DEPLOYMENT, name, namespace)
+            if body is None:
+                return False
+            now = datetime.datetime.now(datetime.UTC)
             outcome = await reconciler.reconcile(body, now=now)
             await write_outcome(reconciler.kube, body, outcome, now=now)
         except ApiError as exc:
-            if exc.not_found:
-                return  # deleted meanwhile: nothing to report on
             if exc.retryable:
                 raise kopf.TemporaryError(str(exc), delay=2) from exc
             raise
+    return True
 
 
 async def _resync_forever(memo: kopf.Memo) -> None:
-    reconciler: Reconciler = memo["reconciler"]
     known: dict[tuple[str, str], None] = memo["known"]
     while True:
         await asyncio.sleep(RESYNC_SECONDS)
         for namespace, name in list(known):
-            # Read it afresh: the watch copy may predate our own status write.
             try:
-                body = await reconciler.kube.get(kinds.MODEL_DEPLOYMENT, name, namespace)
-            except ApiError as exc:
-                logger.warning("cannot read %s/%s: %s", namespace, name, exc)
-                continue
-            if body is None:  # deleted; the watch will say so too
-                known.pop((namespace, name), None)
-                continue
-            try:
-                await _reconcile(body, memo)
+                if not await _reconcile(namespace, name, memo):
+                    known.pop((namespace, name), None)  # deleted; the watch says so too
             except (ApiError, kopf.TemporaryError) as exc:
                 logger.warning("resync of %s/%s failed: %s", namespace, name, exc)
             except Exception:
@@ -132,8 +127,9 @@ async def _resync_forever(memo: kopf.Memo) -> None:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
 async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo["known"][(body.metadata.namespace, body.metadata.name)] = None
-    await _reconcile(dict(body), memo)
+    namespace, name = str(body.metadata.namespace), str(body.metadata.name)
+    memo["known"][(namespace, name)] = None
+    await _reconcile(namespace, name, memo)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

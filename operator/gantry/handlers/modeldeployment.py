@@ -29,6 +29,7 @@ from gantry.metrics import OperatorMetrics
 from gantry.reconciler import Reconciler, Settings, write_outcome
 
 RESYNC_SECONDS = float(os.environ.get("GANTRY_RESYNC_SECONDS", "5"))
+RESYNC_CONCURRENCY = int(os.environ.get("GANTRY_RESYNC_CONCURRENCY", "16"))
 FIELD_MANAGER = "gantry"
 logger = logging.getLogger("gantry.handlers")
 
@@ -110,9 +111,12 @@ async def _reconcile(namespace: str, name: str, memo: kopf.Memo) -> bool:
 
 async def _resync_forever(memo: kopf.Memo) -> None:
     known: dict[tuple[str, str], None] = memo["known"]
-    while True:
-        await asyncio.sleep(RESYNC_SECONDS)
-        for namespace, name in list(known):
+    # Objects are resynced concurrently but bounded: one at a time made a pass
+    # over N objects take N reconciles (a slow probe delayed every other object).
+    gate = asyncio.Semaphore(RESYNC_CONCURRENCY)
+
+    async def resync(namespace: str, name: str) -> None:
+        async with gate:
             try:
                 if not await _reconcile(namespace, name, memo):
                     known.pop((namespace, name), None)  # deleted; the watch says so too
@@ -121,6 +125,10 @@ async def _resync_forever(memo: kopf.Memo) -> None:
             except Exception:
                 # One object's bug must not stop every other object's resync.
                 logger.exception("resync of %s/%s crashed", namespace, name)
+
+    while True:
+        await asyncio.sleep(RESYNC_SECONDS)
+        await asyncio.gather(*(resync(ns, name) for ns, name in list(known)))
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)

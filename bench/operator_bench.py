@@ -54,7 +54,6 @@ import resource
 import shutil
 import signal
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -725,34 +724,16 @@ class BenchOperator(OperatorProcess):
         )
         self.namespace = namespace
 
-    def start(self, *, timeout: float = 60.0) -> None:
-        """As :meth:`OperatorProcess.start`, with ``--namespace`` and the instrumentation."""
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(self.script),
-                "run",
-                f"--namespace={self.namespace}",
-                f"--metrics-port={self.metrics_port}",
-                f"--liveness-port={self.liveness_port}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=self._env,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise BenchError(f"operator exited with {self._proc.returncode}:\n{self.tail()}")
-            try:
-                url = f"http://127.0.0.1:{self.liveness_port}/healthz"
-                if httpx.get(url, timeout=1).is_success:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise BenchError(f"operator not live within {timeout}s:\n{self.tail()}")
+    def command(self) -> list[str]:
+        """The instrumented entry point, limited to the bench namespace."""
+        return [
+            sys.executable,
+            str(self.script),
+            "run",
+            f"--namespace={self.namespace}",
+            f"--metrics-port={self.metrics_port}",
+            f"--liveness-port={self.liveness_port}",
+        ]
 
     def cut_profile(self) -> None:
         """End the current profile segment (``--profile``) and start the next."""

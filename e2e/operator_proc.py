@@ -46,22 +46,23 @@ class OperatorProcess:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
+    def command(self) -> list[str]:
+        """The operator's command line (a subclass may run an instrumented entry point)."""
+        return [
+            sys.executable,
+            "-m",
+            "gantry.cli",
+            "run",
+            f"--metrics-port={self.metrics_port}",
+            f"--liveness-port={self.liveness_port}",
+            *(f"--namespace={ns}" for ns in self.namespaces),
+        ]
+
     def start(self, *, timeout: float = 60.0) -> None:
         """Start and wait until kopf's liveness endpoint answers."""
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gantry.cli",
-                "run",
-                f"--metrics-port={self.metrics_port}",
-                f"--liveness-port={self.liveness_port}",
-                *(f"--namespace={ns}" for ns in self.namespaces),
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=self._env,
+            self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=self._env
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

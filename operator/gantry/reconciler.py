@@ -264,7 +264,7 @@ class Reconciler:
             decision = decide_with(dataclasses.replace(observations, measurement=measurement))
 
         try:
-            await self._apply(owner, spec, decision.plan, observed)
+            await self._apply(owner, spec, decision.plan, observed, deployments)
         except ApiError as exc:
             if not exc.not_found:
                 raise
@@ -406,6 +406,7 @@ class Reconciler:
         spec: ModelDeploymentSpec,
         plan: ServingPlan,
         observed: Mapping[str, DeploymentObservation],
+        deployments: Sequence[Manifest],
     ) -> None:
         children = render_children(owner, spec, plan)
         for manifest in children:
@@ -418,19 +419,28 @@ class Reconciler:
                 )
         keep = {(c["kind"], c["metadata"]["name"]) for c in children}
         keep |= {("Deployment", d.name) for d in plan.deployments}
-        await self._collect_garbage(owner, keep)
+        await self._collect_garbage(owner, keep, deployments)
 
-    async def _collect_garbage(self, owner: Owner, keep: set[tuple[str, str]]) -> None:
-        """Delete owned children the plan no longer wants (exact uid, never a namesake)."""
+    async def _collect_garbage(
+        self, owner: Owner, keep: set[tuple[str, str]], deployments: Sequence[Manifest]
+    ) -> None:
+        """Delete owned children the plan no longer wants (exact uid, never a namesake).
+
+        Deployments were listed at the start of this reconcile; the only ones
+        created since are the plan's own, which are kept, so no second list.
+        """
         selector = selector_string(owner)
         for child in CHILD_KINDS:
             res = kinds.KNOWN[(child.api_version, child.kind)]
-            try:
-                items = await self.kube.list(res, owner.namespace, selector=selector)
-            except ApiError as exc:
-                if exc.not_found:  # the kind is not installed (e.g. no Gateway API CRDs)
-                    continue
-                raise
+            if res is kinds.DEPLOYMENT:
+                items = list(deployments)
+            else:
+                try:
+                    items = await self.kube.list(res, owner.namespace, selector=selector)
+                except ApiError as exc:
+                    if exc.not_found:  # the kind is not installed (e.g. no Gateway API CRDs)
+                        continue
+                    raise
             for item in items:
                 name = item["metadata"]["name"]
                 if _owned_by(item, owner) and (child.kind, name) not in keep:

@@ -23,7 +23,7 @@ from typing import Any
 import kopf
 
 from gantry.api.spec import GROUP, PLURAL, VERSION
-from gantry.kube import ApiError, KubeClient, load
+from gantry.kube import ApiError, ClusterConfig, KubeClient, load
 from gantry.kube import resources as kinds
 from gantry.metrics import OperatorMetrics
 from gantry.reconciler import Reconciler, Settings, write_outcome
@@ -44,10 +44,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
-    config = load(os.environ.get("GANTRY_KUBECONFIG") or None)
     metrics: OperatorMetrics = memo["metrics"]
     memo["reconciler"] = Reconciler(
-        KubeClient(config, field_manager=FIELD_MANAGER),
+        KubeClient(_config(memo), field_manager=FIELD_MANAGER),
         Settings.from_env(),
         metrics,
     )
@@ -56,9 +55,20 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["resync"] = asyncio.create_task(_resync_forever(memo))
 
 
+def _config(memo: kopf.Memo) -> ClusterConfig:
+    """The kubeconfig, read once for kopf and the operator's own client alike.
+
+    Reading it twice would write inline credentials to temp files twice.
+    """
+    if "config" not in memo:
+        memo["config"] = load(os.environ.get("GANTRY_KUBECONFIG") or None)
+    config: ClusterConfig = memo["config"]
+    return config
+
+
 @kopf.on.login()
-def login(**_: Any) -> kopf.ConnectionInfo:
-    config = load(os.environ.get("GANTRY_KUBECONFIG") or None)
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    config = _config(memo)
     return kopf.ConnectionInfo(
         server=config.server,
         ca_path=config.ca_file,

@@ -245,9 +245,10 @@ class Reconciler:
 
         pods = await self.kube.list(kinds.POD, owner.namespace, selector=selector)
         probes = await self._probe(spec, pods)
+        ready_models = _model_ready_by_deployment(probes)
 
         observations = Observations(
-            deployments=_readiness(observed, probes),
+            deployments=_readiness(observed, ready_models),
             annotations=dict(meta.get("annotations") or {}),
         )
         desired_revision = revision(spec)
@@ -296,7 +297,7 @@ class Reconciler:
             previous,
             now,
         )
-        status = _with_model_ready_counts(status, probes)
+        status = _with_model_ready_counts(status, ready_models)
         self._record_metrics(owner, previous, status)
         events = tuple(Transition(e.type, e.reason, e.message) for e in decision.events)
         events += tuple(transitions(previous, status))
@@ -477,14 +478,19 @@ class PodProbe:
     probe: ModelProbe
 
 
+def _model_ready_by_deployment(probes: Sequence[PodProbe]) -> dict[str, int]:
+    """Model-ready pods per Deployment; a Deployment with no probed pod is absent."""
+    ready: dict[str, int] = {}
+    for p in probes:
+        ready[p.deployment] = ready.get(p.deployment, 0) + int(p.probe.model_ready)
+    return ready
+
+
 def _readiness(
-    observed: Mapping[str, DeploymentObservation], probes: Sequence[PodProbe]
+    observed: Mapping[str, DeploymentObservation], ready_models: Mapping[str, int]
 ) -> dict[str, DeploymentReadiness]:
     # None (not probed: no running pod) lets availability alone count; 0 means
     # pods answered and none has the model.
-    ready_models: dict[str, int] = {}
-    for p in probes:
-        ready_models[p.deployment] = ready_models.get(p.deployment, 0) + int(p.probe.model_ready)
     return {
         name: DeploymentReadiness(
             replicas=o.desired,
@@ -505,10 +511,10 @@ def _model_health(probes: Sequence[PodProbe], stable: str | None) -> ModelHealth
 
 
 def _with_model_ready_counts(
-    status: ModelDeploymentStatus, probes: Sequence[PodProbe]
+    status: ModelDeploymentStatus, ready_models: Mapping[str, int]
 ) -> ModelDeploymentStatus:
     def count(deployment: str) -> int:
-        return sum(1 for p in probes if p.deployment == deployment and p.probe.model_ready)
+        return ready_models.get(deployment, 0)
 
     update: dict[str, Any] = {}
     if status.stable is not None:

@@ -289,6 +289,8 @@ def observed(
     current: bool = True,
     deadline_exceeded: bool = False,
     message: str = "",
+    replica_failure_reason: str = "",
+    replica_failure: str = "",
 ) -> DeploymentObservation:
     """A Deployment observation; by default fully rolled out at ``desired``."""
     replicas = desired if replicas is None else replicas
@@ -306,6 +308,8 @@ def observed(
         current=current,
         deadline_exceeded=deadline_exceeded,
         message=message,
+        replica_failure_reason=replica_failure_reason,
+        replica_failure=replica_failure,
     )
 
 

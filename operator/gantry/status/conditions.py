@@ -21,9 +21,16 @@ from gantry.api.status import (
     Phase,
     RevisionStatus,
 )
-from gantry.status.observe import DeploymentObservation, ModelHealth, SchedulingObservation
+from gantry.status.observe import (
+    STUCK_REASONS,
+    DeploymentObservation,
+    ModelHealth,
+    SchedulingObservation,
+)
 
 T, F, U = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
+# Reasons pods cannot be created or started (see _start_failure).
+START_FAILURE_REASONS = STUCK_REASONS | {"FailedCreate", "FailedDelete", "ReplicaFailure"}
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,24 @@ def _scheduled(s: SchedulingObservation) -> _Cond:
     return _Cond(ConditionType.SCHEDULED, T, "PodsScheduled", f"{s.pods} pod(s) scheduled")
 
 
-def _available(stable: DeploymentObservation | None) -> _Cond:
+def _start_failure(inputs: StatusInputs, stable: DeploymentObservation | None) -> _Cond | None:
+    """Why pods cannot be created or started, when something says so (else None).
+
+    The ReplicaSet controller's FailedCreate (quota, admission) comes first: no pod
+    exists to report anything else. Then a container stuck waiting (bad image, a
+    missing Secret, a crash loop), which the kubelet reports per pod.
+    """
+    if stable is not None and stable.replica_failure_reason:
+        text = f"{stable.name}: {stable.replica_failure}".rstrip(": ")
+        return _Cond(ConditionType.AVAILABLE, F, stable.replica_failure_reason, text)
+    s = inputs.scheduling
+    if s.stuck_reason:
+        more = f" (and {s.stuck - 1} more pod(s))" if s.stuck > 1 else ""
+        return _Cond(ConditionType.AVAILABLE, F, s.stuck_reason, s.stuck_message + more)
+    return None
+
+
+def _available(inputs: StatusInputs, stable: DeploymentObservation | None) -> _Cond:
     if stable is None:
         return _Cond(ConditionType.AVAILABLE, F, "DeploymentMissing", "no stable Deployment yet")
     if stable.ready >= 1:
@@ -86,6 +110,8 @@ def _available(stable: DeploymentObservation | None) -> _Cond:
             "MinimumReplicasAvailable",
             f"{stable.ready}/{stable.desired} replicas ready",
         )
+    if (failure := _start_failure(inputs, stable)) is not None:
+        return failure
     return _Cond(ConditionType.AVAILABLE, F, "NoReadyReplicas", "no replica is ready")
 
 
@@ -138,12 +164,10 @@ def _progressing(inputs: StatusInputs, stable: DeploymentObservation | None) -> 
                 f"{stable.name}: revision {stable.revision} -> {want.revision}",
             )
     if stable is not None and not stable.rolled_out:
-        return _Cond(
-            ConditionType.PROGRESSING,
-            T,
-            "ReplicasUpdating",
-            f"{stable.updated} updated, {stable.ready} ready of {stable.desired}",
-        )
+        text = f"{stable.updated} updated, {stable.ready} ready of {stable.desired}"
+        if (failure := _start_failure(inputs, stable)) is not None:
+            text += f"; {failure.reason}: {failure.message}"
+        return _Cond(ConditionType.PROGRESSING, T, "ReplicasUpdating", text)
     return _Cond(ConditionType.PROGRESSING, F, "RolloutComplete", "every replica is up to date")
 
 
@@ -164,6 +188,7 @@ def _degraded(inputs: StatusInputs, conds: Mapping[ConditionType, _Cond]) -> _Co
     for kind, reasons, always in (
         (ConditionType.PROGRESSING, {"ProgressDeadlineExceeded"}, True),
         (ConditionType.SCHEDULED, {"InsufficientGPU", "Unschedulable"}, False),
+        (ConditionType.AVAILABLE, START_FAILURE_REASONS, False),
         (ConditionType.MODEL_READY, {"ModelLoadFailed"}, True),
     ):
         cond = conds[kind]
@@ -172,7 +197,11 @@ def _degraded(inputs: StatusInputs, conds: Mapping[ConditionType, _Cond]) -> _Co
     return _Cond(ConditionType.DEGRADED, F, "AsExpected", "")
 
 
-def _ready(conds: Mapping[ConditionType, _Cond], stable: DeploymentObservation | None) -> _Cond:
+def _ready(
+    inputs: StatusInputs,
+    conds: Mapping[ConditionType, _Cond],
+    stable: DeploymentObservation | None,
+) -> _Cond:
     # Degraded's reason is the root cause (InsufficientGPU, AnalysisFailed...), so it
     # leads; Available and ModelReady follow.
     blockers = [
@@ -185,6 +214,9 @@ def _ready(conds: Mapping[ConditionType, _Cond], stable: DeploymentObservation |
         first = blockers[0]
         return _Cond(ConditionType.READY, F, first.reason, first.message)
     if stable is not None and stable.ready < stable.desired:
+        # Some pods serve, the rest cannot start: say why rather than "scaling up".
+        if (failure := _start_failure(inputs, stable)) is not None:
+            return _Cond(ConditionType.READY, F, failure.reason, failure.message)
         return _Cond(
             ConditionType.READY,
             F,
@@ -235,11 +267,11 @@ def build_status(
     ready_pods = sum(d.ready for d in inputs.deployments.values())
     conds: dict[ConditionType, _Cond] = {}
     conds[ConditionType.SCHEDULED] = _scheduled(inputs.scheduling)
-    conds[ConditionType.AVAILABLE] = _available(stable_obs)
+    conds[ConditionType.AVAILABLE] = _available(inputs, stable_obs)
     conds[ConditionType.MODEL_READY] = _model_ready(inputs.model, ready_pods)
     conds[ConditionType.PROGRESSING] = _progressing(inputs, stable_obs)
     conds[ConditionType.DEGRADED] = _degraded(inputs, conds)
-    conds[ConditionType.READY] = _ready(conds, stable_obs)
+    conds[ConditionType.READY] = _ready(inputs, conds, stable_obs)
     order = [
         ConditionType.READY,
         ConditionType.AVAILABLE,

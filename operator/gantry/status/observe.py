@@ -13,6 +13,23 @@ from typing import Any
 REVISION_LABEL = "serving.gantry.dev/revision"
 ROLE_LABEL = "serving.gantry.dev/role"
 GPU_RESOURCE_PREFIX = "nvidia.com/"
+# Container waiting reasons that do not clear by themselves: a person must fix the
+# image, the config (a missing Secret or ConfigMap) or the crashing program. Plain
+# ContainerCreating / PodInitializing are normal life and not listed.
+STUCK_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "CrashLoopBackOff",
+        "PreStartHookError",
+        "PostStartHookError",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +48,10 @@ class DeploymentObservation:
     current: bool = True
     deadline_exceeded: bool = False
     message: str = ""
+    # The ReplicaSet controller could not create pods (quota, admission, a bad template):
+    # the Deployment's ReplicaFailure condition (reason FailedCreate, the server's message).
+    replica_failure_reason: str = ""
+    replica_failure: str = ""
 
     @property
     def rolled_out(self) -> bool:
@@ -51,6 +72,9 @@ class SchedulingObservation:
     unschedulable: int = 0
     insufficient_gpu: bool = False
     message: str = ""
+    stuck: int = 0
+    stuck_reason: str = ""
+    stuck_message: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +101,8 @@ def observe_deployment(manifest: Mapping[str, Any]) -> DeploymentObservation:
     status = manifest.get("status") or {}
     conditions = status.get("conditions", []) or []
     progressing = _condition(conditions, "Progressing")
+    failure = _condition(conditions, "ReplicaFailure")
+    failing = failure.get("status") == "True"
     labels = meta.get("labels", {}) or {}
     current = _int(status.get("observedGeneration")) >= _int(meta.get("generation"))
     return DeploymentObservation(
@@ -94,18 +120,42 @@ def observe_deployment(manifest: Mapping[str, Any]) -> DeploymentObservation:
         # latest template (observedGeneration behind) is about an older one, so stale.
         deadline_exceeded=current and progressing.get("reason") == "ProgressDeadlineExceeded",
         message=str(progressing.get("message", "")),
+        replica_failure_reason=str(failure.get("reason") or "ReplicaFailure") if failing else "",
+        replica_failure=str(failure.get("message", "")) if failing else "",
     )
 
 
+def _stuck_container(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) of the first container (init containers first) stuck waiting."""
+    status = pod.get("status") or {}
+    name = (pod.get("metadata") or {}).get("name", "")
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for cs in status.get(key) or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            reason = str(waiting.get("reason", ""))
+            if reason in STUCK_REASONS:
+                text = f"pod {name} container {cs.get('name', '')}: {reason}"
+                if waiting.get("message"):
+                    text += f": {waiting['message']}"
+                return reason, text
+    return None
+
+
 def observe_pods(pods: Iterable[Mapping[str, Any]]) -> SchedulingObservation:
-    """Summarize scheduling: the scheduler's own message for the first unplaceable pod."""
-    total = unschedulable = 0
+    """Summarize placement and start-up: the scheduler's message for the first unplaceable
+    pod, and the kubelet's for the first container stuck waiting (bad image, missing config).
+    """
+    total = unschedulable = stuck = 0
     insufficient_gpu = False
-    message = ""
+    message = stuck_reason = stuck_message = ""
     for pod in pods:
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
             continue
         total += 1
+        if (trouble := _stuck_container(pod)) is not None:
+            stuck += 1
+            if not stuck_reason:
+                stuck_reason, stuck_message = trouble
         cond = _condition((pod.get("status") or {}).get("conditions") or [], "PodScheduled")
         if cond.get("status") == "False" and cond.get("reason") == "Unschedulable":
             unschedulable += 1
@@ -116,5 +166,11 @@ def observe_pods(pods: Iterable[Mapping[str, Any]]) -> SchedulingObservation:
                 message = text
             insufficient_gpu = insufficient_gpu or gpu
     return SchedulingObservation(
-        pods=total, unschedulable=unschedulable, insufficient_gpu=insufficient_gpu, message=message
+        pods=total,
+        unschedulable=unschedulable,
+        insufficient_gpu=insufficient_gpu,
+        message=message,
+        stuck=stuck,
+        stuck_reason=stuck_reason,
+        stuck_message=stuck_message,
     )

@@ -8,13 +8,14 @@ delegates to a pure module (render, rollout, status) or to an I/O module
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -24,12 +25,20 @@ from gantry.api.plan import Owner, ServingPlan
 from gantry.api.spec import API_VERSION, KIND, ModelDeploymentSpec
 from gantry.api.status import CanaryStatus, Endpoints, ModelDeploymentStatus
 from gantry.health import ACCESS_TOKEN_HEADER, ModelProbe, probe_endpoints, summarize
-from gantry.kube import ApiError, KubeClient, Manifest
+from gantry.kube import ApiError, KubeClient, Manifest, Resource, resource_of
 from gantry.kube import resources as kinds
 from gantry.metrics import OperatorMetrics
 from gantry.render import CHILD_KINDS, render_children, revision, selector_string, service_name
 from gantry.render.labels import DEPLOYMENT as DEPLOYMENT_LABEL
-from gantry.rollout import Decision, DeploymentReadiness, Observations, decide
+from gantry.rollout import Decision, DeploymentReadiness, Observations, decide, invalid_gates
+from gantry.status.child_failures import (
+    ChildFailure,
+    FailureKind,
+    describe_conflict,
+    describe_refusal,
+    manifests_hash,
+    record,
+)
 from gantry.status.conditions import Rollout, StatusInputs, Transition, build_status, transitions
 from gantry.status.observe import (
     DeploymentObservation,
@@ -196,19 +205,22 @@ class Reconciler:
         self.analysis = AnalysisProviders(
             default_prometheus=settings.prometheus_url, scrape_timeout=settings.scrape_timeout
         )
+        # The last refused write of each ModelDeployment's children (for backoff).
+        self._failures: dict[str, ChildFailure] = {}
 
     async def close(self) -> None:
         await self.analysis.close()
         await self.kube.close()
 
     def forget(self, namespace: str, name: str) -> None:
+        self._failures.pop(f"{namespace}/{name}", None)
         self.analysis.forget(f"{namespace}/{name}")
         self.metrics.forget(namespace, name)
 
     async def reconcile(self, body: Mapping[str, Any], *, now: datetime) -> Outcome:
         started = time.perf_counter()
         try:
-            outcome = await self._reconcile(body, now)
+            outcome = _refuse_unknown_gates(await self._reconcile(body, now), body)
         except Exception:
             self.metrics.reconciles.labels("error").inc()
             raise
@@ -264,21 +276,16 @@ class Reconciler:
             measurement = await self._measure(owner, spec, decision.canary, pods, now)
             decision = decide_with(dataclasses.replace(observations, measurement=measurement))
 
-        try:
-            await self._apply(owner, spec, decision.plan, observed, deployments)
-        except ApiError as exc:
-            if not exc.not_found:
-                raise
-            # A child kind this cluster does not serve (an HTTPRoute without the
-            # Gateway API CRDs): retrying cannot help, so say it in the status.
-            return self._report_failure(
-                owner,
-                previous,
-                f"cannot apply children: {exc.message}; for trafficRouting gatewayAPI "
-                "install the Gateway API CRDs, or use trafficRouting replicas",
-                observed,
-                now,
-                reason="ChildKindNotInstalled",
+        failure = await self._apply(owner, spec, decision.plan, deployments, now)
+        if failure is not None:
+            if failure.reportable:
+                return self._report_failure(
+                    owner, previous, failure.message, observed, now, reason=failure.kind.value
+                )
+            # A transient answer, not yet repeated: nothing of this decision happened,
+            # so record none of it (a step taken here would be replayed) and retry later.
+            return Outcome(
+                status=None, requeue_after=max(0.0, (failure.retry_at - now).total_seconds())
             )
         status = build_status(
             StatusInputs(
@@ -406,31 +413,79 @@ class Reconciler:
         owner: Owner,
         spec: ModelDeploymentSpec,
         plan: ServingPlan,
-        observed: Mapping[str, DeploymentObservation],
         deployments: Sequence[Manifest],
-    ) -> None:
+        now: datetime,
+    ) -> ChildFailure | None:
+        """Write the plan's children, scales and garbage collection; the failure, if any.
+
+        Nothing is written over an object this ModelDeployment does not control:
+        every name the plan needs is checked before the first write, so a clash
+        leaves the children as they were. A refused write is remembered with its
+        backoff, so the same manifests are not sent again until it expires.
+        """
+        key = f"{owner.namespace}/{owner.name}"
         children = render_children(owner, spec, plan)
-        for manifest in children:
-            await self.kube.apply(manifest)
-        for dep in plan.deployments:
-            current = observed.get(dep.name)
-            if dep.replicas is not None and (current is None or current.desired != dep.replicas):
-                await self.kube.scale(
-                    kinds.DEPLOYMENT, dep.name, owner.namespace, dep.replicas, manager=SCALE_MANAGER
-                )
+        scales = [(d.name, d.replicas) for d in plan.deployments if d.replicas is not None]
+        digest = manifests_hash([*children, scales])
+        prior = self._failures.get(key)
+        if prior is not None and not prior.due(digest, now):
+            return prior
+        try:
+            owned = await self._owned_children(owner, deployments)
+            conflict = await self._find_conflict(owner, children, owned)
+            if conflict is not None:
+                return self._fail(key, FailureKind.CONFLICT, conflict, digest, 0, now)
+            for manifest in children:
+                name = manifest["metadata"]["name"]
+                with _refusal(manifest["kind"], owner.namespace, name):
+                    await self.kube.apply(manifest)
+            observed = {o.name: o for o in map(observe_deployment, deployments)}
+            for dep in plan.deployments:
+                current = observed.get(dep.name)
+                if dep.replicas is None or (
+                    current is not None and current.desired == dep.replicas
+                ):
+                    continue
+                with _refusal("Deployment", owner.namespace, dep.name):
+                    await self.kube.scale(
+                        kinds.DEPLOYMENT,
+                        dep.name,
+                        owner.namespace,
+                        dep.replicas,
+                        manager=SCALE_MANAGER,
+                    )
+        except ChildWriteError as exc:
+            return self._fail(key, exc.kind, exc.text, digest, exc.status, now)
         keep = {(c["kind"], c["metadata"]["name"]) for c in children}
         keep |= {("Deployment", d.name) for d in plan.deployments}
-        await self._collect_garbage(owner, keep, deployments)
+        await self._collect_garbage(owner, keep, owned)
+        self._failures.pop(key, None)
+        return None
 
-    async def _collect_garbage(
-        self, owner: Owner, keep: set[tuple[str, str]], deployments: Sequence[Manifest]
-    ) -> None:
-        """Delete owned children the plan no longer wants (exact uid, never a namesake).
+    def _fail(
+        self, key: str, kind: FailureKind, message: str, digest: str, status: int, now: datetime
+    ) -> ChildFailure:
+        failure = record(
+            self._failures.get(key),
+            kind=kind,
+            message=message,
+            manifests=digest,
+            status=status,
+            now=now,
+        )
+        self._failures[key] = failure
+        return failure
+
+    async def _owned_children(
+        self, owner: Owner, deployments: Sequence[Manifest]
+    ) -> dict[tuple[str, str], OwnedChild]:
+        """This ModelDeployment's children by (kind, name): listed by label, kept by uid.
 
         Deployments were listed at the start of this reconcile; the only ones
-        created since are the plan's own, which are kept, so no second list.
+        created since are the plan's own, so they are not listed again.
         """
         selector = selector_string(owner)
+        owned: dict[tuple[str, str], OwnedChild] = {}
         for child in CHILD_KINDS:
             res = kinds.KNOWN[(child.api_version, child.kind)]
             if res is kinds.DEPLOYMENT:
@@ -443,11 +498,48 @@ class Reconciler:
                         continue
                     raise
             for item in items:
-                name = item["metadata"]["name"]
-                if _owned_by(item, owner) and (child.kind, name) not in keep:
-                    await self.kube.delete(
-                        res, name, owner.namespace, uid=item["metadata"].get("uid")
-                    )
+                if _owned_by(item, owner):
+                    owned[(child.kind, item["metadata"]["name"])] = OwnedChild(res, item)
+        return owned
+
+    async def _find_conflict(
+        self,
+        owner: Owner,
+        children: Sequence[Manifest],
+        owned: Mapping[tuple[str, str], OwnedChild],
+    ) -> str | None:
+        """The first child name held by an object this ModelDeployment does not control.
+
+        Only names missing from the owned lists are looked up, so a steady
+        reconcile sends no request here. A label-selected list cannot see a
+        user's object (it lacks our labels): a GET by name can.
+        """
+        for manifest in children:
+            kind, name = manifest["kind"], manifest["metadata"]["name"]
+            if (kind, name) in owned:
+                continue
+            res = resource_of(manifest)
+            try:
+                existing = await self.kube.get(res, name, owner.namespace)
+            except ApiError as exc:
+                if exc.not_found:
+                    continue
+                raise
+            if existing is not None and not _owned_by(existing, owner):
+                return describe_conflict(kind, owner.namespace, name, _holder(existing))
+        return None
+
+    async def _collect_garbage(
+        self,
+        owner: Owner,
+        keep: set[tuple[str, str]],
+        owned: Mapping[tuple[str, str], OwnedChild],
+    ) -> None:
+        """Delete owned children the plan no longer wants (exact uid, never a namesake)."""
+        for (kind, name), child in owned.items():
+            if (kind, name) not in keep:
+                uid = child.obj["metadata"].get("uid")
+                await self.kube.delete(child.res, name, owner.namespace, uid=uid)
 
     def _endpoints(self, owner: Owner, spec: ModelDeploymentSpec) -> Endpoints:
         host = f"{service_name(owner)}.{owner.namespace}.svc.{self.settings.cluster_domain}"
@@ -470,6 +562,66 @@ class Reconciler:
         before = previous.canary.analysis.last if previous.canary else None
         if last is not None and (before is None or before.time != last.time):
             self.metrics.analysis_verdicts.labels(ns, name, last.verdict.value).inc()
+
+
+class OwnedChild(NamedTuple):
+    """A child this ModelDeployment controls, as listed (list items carry no kind)."""
+
+    res: Resource
+    obj: Manifest
+
+
+class ChildWriteError(Exception):
+    """A child write the API server refused, as the status will tell it."""
+
+    def __init__(self, kind: FailureKind, text: str, status: int) -> None:
+        super().__init__(text)
+        self.kind = kind
+        self.text = text
+        self.status = status
+
+
+@contextlib.contextmanager
+def _refusal(kind: str, namespace: str, name: str) -> Iterator[None]:
+    """Turn the API server's refusal of one child write into a ChildWriteError."""
+    try:
+        yield
+    except ApiError as exc:
+        if exc.not_found:
+            # The kind is not served here (an HTTPRoute without the Gateway API CRDs):
+            # retrying cannot help, so the status says what to install.
+            text = (
+                f"cannot apply {kind} {namespace}/{name}: {exc.message}; for trafficRouting "
+                "gatewayAPI install the Gateway API CRDs, or use trafficRouting replicas"
+            )
+            raise ChildWriteError(FailureKind.KIND_NOT_INSTALLED, text, exc.status) from exc
+        text = describe_refusal(kind, namespace, name, exc.status, exc.message)
+        raise ChildWriteError(FailureKind.REJECTED, text, exc.status) from exc
+
+
+def _refuse_unknown_gates(outcome: Outcome, body: Mapping[str, Any]) -> Outcome:
+    """Remove gate annotations with a value Gantry does not know, with one Warning each.
+
+    The rollout never saw them (``read_gates`` skips them), so nothing was acted on;
+    removing them keeps a typo from firing later under a different reading.
+    """
+    bad = invalid_gates(body["metadata"].get("annotations") or {})
+    if not bad:
+        return outcome
+    consumed = tuple(dict.fromkeys([*outcome.consumed_annotations, *(g.key for g in bad)]))
+    warnings = tuple(Transition("Warning", "InvalidAnnotation", g.message) for g in bad)
+    return dataclasses.replace(
+        outcome, events=outcome.events + warnings, consumed_annotations=consumed
+    )
+
+
+def _holder(obj: Manifest) -> str:
+    """Who controls ``obj``, for a ChildConflict message."""
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    ctrl = next((r for r in refs if r.get("controller")), None)
+    if ctrl is None:
+        return "not controlled by this ModelDeployment"
+    return f"controlled by {ctrl.get('kind', '?')} {ctrl.get('name', '?')}"
 
 
 @dataclass(frozen=True)

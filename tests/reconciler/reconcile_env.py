@@ -112,9 +112,12 @@ class Env:
         self.tick += 1
         return T0 + timedelta(seconds=30 * self.tick)
 
-    async def reconcile(self, *, write: bool = True) -> Outcome:
-        """One handler pass: reconcile the stored body, then write what it decided."""
-        body, now = self.body(), self.now()
+    async def reconcile(self, *, write: bool = True, at: datetime | None = None) -> Outcome:
+        """One handler pass: reconcile the stored body, then write what it decided.
+
+        Each pass is 30 s after the one before, unless ``at`` names the moment.
+        """
+        body, now = self.body(), at or self.now()
         outcome = await self.reconciler.reconcile(body, now=now)
         if write:
             await write_outcome(self.kube, body, outcome, now=now)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import kopf
 import pytest
 
 from gantry.handlers import modeldeployment as handlers
 from gantry.kube import ApiError
 from gantry.kube.client import APPLY_CONTENT_TYPE
+from gantry.status.child_failures import BASE_DELAY
 from tests.reconciler.reconcile_env import (
     DEPLOYMENTS,
     EVENTS,
@@ -16,6 +19,7 @@ from tests.reconciler.reconcile_env import (
     NAME,
     PDBS,
     SERVICES,
+    T0,
     child,
     md,
     reconcile_env,
@@ -29,21 +33,27 @@ PAUSE_GATE = "serving.gantry.dev/pause"
 STALE = "the object has been modified; please apply your changes to the latest version"
 
 
-async def test_server_error_on_deployment_apply_is_retryable_and_writes_no_status() -> None:
+async def test_server_error_on_deployment_apply_writes_no_status_and_backs_off() -> None:
     async with reconcile_env() as env:
         env.fake.fail("PATCH", f"{DEPLOYMENTS}/{NAME}", 500, message="etcdserver: timeout")
 
-        with pytest.raises(ApiError) as caught:
-            await env.reconcile()  # write_outcome is never reached
+        outcome = await env.reconcile(at=T0)
 
-        assert (caught.value.status, caught.value.retryable) == (500, True)
-        assert caught.value.message == "etcdserver: timeout"
+        # A single 5xx is the server's trouble: nothing recorded, retried after backoff.
+        assert outcome.status is None
+        assert outcome.events == ()
+        assert outcome.requeue_after == BASE_DELAY
         sent = [str(r) for r in env.fake.writes()]
         assert sent == [f"PATCH {SERVICES}/{NAME}", f"PATCH {DEPLOYMENTS}/{NAME}"]
         assert "status" not in env.fake.objects[MD_PATH]
 
-        # The fault was one-shot: the retry completes the same work.
-        outcome = await env.reconcile()
+        # Within the backoff the same manifests are not sent again.
+        before = len(env.fake.writes())
+        await env.reconcile(at=T0 + timedelta(seconds=1))
+        assert len(env.fake.writes()) == before
+
+        # The fault was one-shot: the retry after the backoff completes the same work.
+        outcome = await env.reconcile(at=T0 + timedelta(seconds=BASE_DELAY))
         assert outcome.status is not None
         assert env.fake.objects[f"{DEPLOYMENTS}/{NAME}"]["spec"]["replicas"] == 1
 

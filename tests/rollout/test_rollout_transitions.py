@@ -480,7 +480,7 @@ CASES: list[tuple[str, Callable[[], Decision], Expect]] = [
     ),
     (
         "gate/abort-wins-over-promote",
-        lambda: _gate(1, {ABORT: "", PROMOTE: ""}),
+        lambda: _gate(1, {ABORT: "true", PROMOTE: "true"}),
         Expect(phase=CanaryPhase.ABORTED, consumed=(ABORT, PROMOTE)),
     ),
     (

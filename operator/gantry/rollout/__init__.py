@@ -33,8 +33,10 @@ from gantry.rollout.types import (
     Decision,
     DeploymentReadiness,
     Event,
+    InvalidGate,
     Observations,
     Reason,
+    invalid_gates,
 )
 
 __all__ = [
@@ -46,7 +48,9 @@ __all__ = [
     "Decision",
     "DeploymentReadiness",
     "Event",
+    "InvalidGate",
     "Observations",
     "Reason",
     "decide",
+    "invalid_gates",
 ]

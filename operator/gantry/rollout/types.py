@@ -16,7 +16,11 @@ each one the decision lists in ``Decision.consumed`` (after the status write):
 When several are set at once: abort > promote > resume > pause, and all of them
 are consumed. Gates that do not apply (no canary in flight, pause while paused)
 are consumed and ignored, so they never fire later by surprise. The values
-``false``, ``0``, ``no`` and ``off`` mean "not set".
+``false``, ``0``, ``no`` and ``off`` mean "not set"; ``true`` (or ``yes``, ``on``,
+``1``) sets a gate, and ``promote`` also takes ``step``. Any other value is a
+typo whose intent cannot be guessed (``promote=banana`` must not promote):
+:func:`invalid_gates` names it, and the shell removes it with a Warning and acts
+on nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +41,14 @@ PAUSE_ANNOTATION = f"{GROUP}/pause"
 RESUME_ANNOTATION = f"{GROUP}/resume"
 GATE_ANNOTATIONS = (ABORT_ANNOTATION, PROMOTE_ANNOTATION, RESUME_ANNOTATION, PAUSE_ANNOTATION)
 _UNSET_VALUES = frozenset({"false", "0", "no", "off"})
+_SET_VALUES = frozenset({"true", "1", "yes", "on"})
+# The values each gate accepts, as the Warning for a wrong one lists them.
+GATE_VALUES: Mapping[str, tuple[str, ...]] = {
+    ABORT_ANNOTATION: ("true",),
+    PROMOTE_ANNOTATION: ("true", "step"),
+    RESUME_ANNOTATION: ("true",),
+    PAUSE_ANNOTATION: ("true",),
+}
 
 
 class Reason(StrEnum):
@@ -67,12 +79,47 @@ class Gates:
     present: tuple[str, ...] = ()
 
 
+def _known_value(key: str, value: str) -> bool:
+    word = value.strip().lower()
+    return word in _UNSET_VALUES or word in _SET_VALUES or word in GATE_VALUES[key]
+
+
+class InvalidGate(NamedTuple):
+    """A gate annotation whose value Gantry does not know."""
+
+    key: str
+    value: str
+
+    @property
+    def message(self) -> str:
+        accepted = " or ".join(GATE_VALUES[self.key])
+        return (
+            f"annotation {self.key}={self.value!r} is not understood (use {accepted}; "
+            f"false means not set): removed without acting on it"
+        )
+
+
+def invalid_gates(annotations: Mapping[str, str]) -> tuple[InvalidGate, ...]:
+    """Gate annotations set to a value that is neither a set nor an unset word."""
+    return tuple(
+        InvalidGate(k, annotations[k])
+        for k in GATE_ANNOTATIONS
+        if k in annotations and not _known_value(k, annotations[k])
+    )
+
+
 def read_gates(annotations: Mapping[str, str]) -> Gates:
-    """Parse the gate annotations out of all of a ModelDeployment's annotations."""
-    present = tuple(k for k in GATE_ANNOTATIONS if k in annotations)
+    """Parse the gate annotations out of all of a ModelDeployment's annotations.
+
+    A gate with an unknown value is neither set nor present: it is never acted on
+    (see :func:`invalid_gates` for how it is reported and removed).
+    """
+    present = tuple(
+        k for k in GATE_ANNOTATIONS if k in annotations and _known_value(k, annotations[k])
+    )
 
     def is_set(key: str) -> bool:
-        return key in annotations and annotations[key].strip().lower() not in _UNSET_VALUES
+        return key in present and annotations[key].strip().lower() not in _UNSET_VALUES
 
     promote = None
     if is_set(PROMOTE_ANNOTATION):

@@ -10,7 +10,7 @@ from typing import Any
 
 from gantry.api.plan import DeploymentPlan, Owner, Role, ServingPlan
 from gantry.api.spec import ModelDeploymentSpec
-from gantry.render.labels import deployment_name
+from gantry.render.names import deployment_name
 from gantry.render.revision import revision
 
 BASE: dict[str, Any] = {
@@ -40,9 +40,20 @@ def build_spec(**sections: Any) -> ModelDeploymentSpec:
 def stable_plan(
     spec: ModelDeploymentSpec, *, owner: Owner = OWNER, replicas: int | None = 2
 ) -> DeploymentPlan:
+    """The first revision's Deployment, named by the function the operator names it with."""
     rev = revision(spec)
     return DeploymentPlan(
-        name=deployment_name(owner.name, rev), revision=rev, role=Role.STABLE, replicas=replicas
+        name=deployment_name(owner.name), revision=rev, role=Role.STABLE, replicas=replicas
+    )
+
+
+def canary_deployment(
+    spec: ModelDeploymentSpec, *, owner: Owner = OWNER, replicas: int | None = 1
+) -> DeploymentPlan:
+    """A later revision's Deployment (a canary), named as the operator names it."""
+    rev = revision(spec)
+    return DeploymentPlan(
+        name=deployment_name(owner.name, rev), revision=rev, role=Role.CANARY, replicas=replicas
     )
 
 

@@ -6,7 +6,14 @@ import copy
 from typing import Any
 
 import pytest
-from render_builders import OWNER, build_spec, serving_plan, stable_plan, walk
+from render_builders import (
+    OWNER,
+    build_spec,
+    canary_deployment,
+    serving_plan,
+    stable_plan,
+    walk,
+)
 
 from gantry.api.plan import DeploymentPlan, Role, ServingPlan
 from gantry.api.spec import ModelDeploymentSpec
@@ -32,11 +39,9 @@ GATEWAY = {
 def canary_plan(
     spec: ModelDeploymentSpec, weight: int, *, apply_stable: bool = True
 ) -> ServingPlan:
-    stable = DeploymentPlan(
-        "resnet-aaaaaaaaaa", "aaaaaaaaaa", Role.STABLE, 4, apply_template=apply_stable
-    )
-    canary = stable_plan(spec, replicas=1)
-    canary = DeploymentPlan(canary.name, canary.revision, Role.CANARY, 1)
+    """The first revision ("aaaaaaaaaa") as the stable, ``spec``'s revision as the canary."""
+    stable = DeploymentPlan("resnet", "aaaaaaaaaa", Role.STABLE, 4, apply_template=apply_stable)
+    canary = canary_deployment(spec, replicas=1)
     return ServingPlan(deployments=(stable, canary), canary_weight=weight)
 
 
@@ -60,8 +65,9 @@ def test_revision_service_selects_one_deployment() -> None:
     spec = build_spec()
     plan = stable_plan(spec)
     svc = render_revision_service(OWNER, spec, plan)
-    assert svc["metadata"]["name"] == plan.name
-    assert svc["spec"]["selector"] == {**lbl.selector_labels(OWNER), lbl.DEPLOYMENT: plan.name}
+    assert svc["metadata"]["name"] == f"resnet-{plan.revision}"
+    assert svc["metadata"]["name"] != render_service(OWNER, spec)["metadata"]["name"]
+    assert svc["spec"]["selector"] == {**lbl.selector_labels(OWNER), lbl.DEPLOYMENT: "resnet"}
 
 
 # --- HPA ----------------------------------------------------------------------------------
@@ -200,7 +206,7 @@ def test_httproute_weights(weight: int, stable_w: int, canary_w: int) -> None:
     (rule,) = route["spec"]["rules"]
     assert rule["backendRefs"] == [
         {"name": "resnet-aaaaaaaaaa", "port": 8000, "weight": stable_w},
-        {"name": plan.deployments[1].name, "port": 8000, "weight": canary_w},
+        {"name": f"resnet-{plan.deployments[1].revision}", "port": 8000, "weight": canary_w},
     ]
 
 

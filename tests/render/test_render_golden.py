@@ -18,7 +18,7 @@ from gantry.api.plan import DeploymentPlan, Owner, Role, ServingPlan
 from gantry.api.spec import ModelDeploymentSpec, TrafficRoutingType
 from gantry.render.children import render_children
 from gantry.render.deployment import render_deployment
-from gantry.render.labels import deployment_name
+from gantry.render.names import deployment_name
 from gantry.render.revision import revision
 from gantry.rollout.sizing import split
 
@@ -68,7 +68,7 @@ def first_rollout(owner: Owner, spec: ModelDeploymentSpec) -> ServingPlan:
     rev = revision(spec)
     autoscaled = spec.scaling.autoscaled
     stable = DeploymentPlan(
-        name=deployment_name(owner.name, rev),
+        name=deployment_name(owner.name),
         revision=rev,
         role=Role.STABLE,
         replicas=None if autoscaled else spec.desired_replicas(),
@@ -131,7 +131,8 @@ def test_example_children(example: Path) -> None:
 
 @pytest.mark.parametrize("routing", ["replicas", "gatewayAPI"])
 def test_resnet_mid_canary(routing: str) -> None:
-    """resnet-gpu at its first step (25%), the old stable revision only scaled."""
+    """resnet-gpu at its first step (25%), the old stable revision (the first, so in the
+    Deployment named after the ModelDeployment) only scaled."""
     owner, spec = load_example(ROOT / "examples" / "resnet-gpu.yaml")
     if routing == "gatewayAPI":
         wire = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -143,7 +144,7 @@ def test_resnet_mid_canary(routing: str) -> None:
     sizes = split(TrafficRoutingType.REPLICAS, 3, 25)
     stable_replicas, canary_replicas = sizes.stable, sizes.canary
     old = DeploymentPlan(
-        deployment_name(owner.name, "0ld0ld0ld0"),
+        deployment_name(owner.name),
         "0ld0ld0ld0",
         Role.STABLE,
         stable_replicas,

@@ -15,6 +15,7 @@ from render_builders import BASE, OWNER, build_spec, serving_plan, stable_plan, 
 from gantry.api.plan import Owner
 from gantry.api.spec import ModelDeploymentSpec
 from gantry.render import labels as lbl
+from gantry.render import names
 from gantry.render.children import render_children
 from gantry.render.revision import revision
 
@@ -28,16 +29,16 @@ LONG_NAME = "a" * 120 + "." + "b" * 132  # a valid 253-character DNS subdomain
     [("short", 63), ("x" * 63, 63), ("x" * 64, 63), ("a-" * 40, 63), (LONG_NAME, 63)],
 )
 def test_fit(value: str, limit: int) -> None:
-    out = lbl.fit(value, limit=limit)
+    out = names.fit(value, limit=limit)
     assert len(out) <= limit
     assert LABEL_VALUE.match(out)
-    assert out == lbl.fit(value, limit=limit)
+    assert out == names.fit(value, limit=limit)
     if len(value) <= limit:
         assert out == value
 
 
 def test_fit_keeps_distinct_values_distinct() -> None:
-    assert lbl.fit("x" * 70 + "1") != lbl.fit("x" * 70 + "2")
+    assert names.fit("x" * 70 + "1") != names.fit("x" * 70 + "2")
 
 
 @pytest.mark.parametrize(
@@ -51,17 +52,19 @@ def test_fit_keeps_distinct_values_distinct() -> None:
     ],
 )
 def test_dns_label(name: str, expected: str | None) -> None:
-    out = lbl.dns_label(name)
+    out = names.dns_label(name)
     assert DNS_1035.match(out), out
     assert len(out) <= 63
     if expected is not None:
         assert out == expected
-    assert lbl.dns_label("a.b") != lbl.dns_label("a-b")
+    assert names.dns_label("a.b") != names.dns_label("a-b")
 
 
 def test_deployment_name() -> None:
-    assert lbl.deployment_name("resnet", "0123456789") == "resnet-0123456789"
-    assert len(lbl.deployment_name(LONG_NAME, "0123456789")) <= 63
+    assert names.deployment_name("resnet") == "resnet"
+    assert names.deployment_name("resnet", "0123456789") == "resnet-0123456789"
+    assert len(names.deployment_name(LONG_NAME)) <= names.MAX_DEPLOYMENT_NAME
+    assert len(names.deployment_name(LONG_NAME, "0123456789")) <= names.MAX_DEPLOYMENT_NAME
 
 
 def test_pod_labels() -> None:

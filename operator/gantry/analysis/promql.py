@@ -3,7 +3,12 @@
 The canary's series are selected by namespace and pod name. Pods of a
 Deployment are named ``<deployment>-<replicaset hash>-<pod suffix>``, so the
 canary ``resnet-5d8f9c7b6a`` matches ``pod=~"resnet-5d8f9c7b6a-[a-z0-9]+-[a-z0-9]+"``
-and the stable Deployment ``resnet`` never does. This assumes the scrape
+and the stable Deployment ``resnet`` never does: both fields after the
+Deployment name are dash-free, so a pod name has exactly one Deployment name
+in front of them. That holds for the Deployment names Gantry makes (at most
+``MAX_DEPLOYMENT_NAME`` characters, see :mod:`gantry.render.names`); a longer
+name is cut inside the API server's generateName, and :func:`pod_regex`
+matches the cut form instead. This assumes the scrape
 config attaches ``namespace`` and ``pod`` labels (a PodMonitor or the usual
 Kubernetes service discovery relabelling does); a scrape config that attaches
 other labels can pass its own matchers as ``AnalysisTarget.selector``.
@@ -21,6 +26,10 @@ from dataclasses import dataclass
 from gantry.analysis.counters import DURATION, FAILURE, SUCCESS, SUMMARY
 from gantry.analysis.measurement import AnalysisTarget
 from gantry.api.spec import AnalysisSpec, CustomCheck, parse_duration
+from gantry.render.names import MAX_GENERATE_NAME, MAX_TEMPLATE_HASH
+
+# The API server appends this many random characters to a generateName.
+POD_RANDOM_SUFFIX = 5
 
 
 def quote(value: str) -> str:
@@ -37,9 +46,30 @@ def duration(seconds: float) -> str:
 
 
 def pod_regex(deployment: str) -> str:
-    """RE2 matching the pods of one Deployment and no other (names are DNS labels,
-    so a dot is the only metacharacter they can hold)."""
-    return deployment.replace(".", "\\.") + "-[a-z0-9]+-[a-z0-9]+"
+    """RE2 matching the pods of one Deployment and no other.
+
+    Kubernetes names a ReplicaSet ``<deployment>-<hash>`` (hash: 1 to 10
+    characters) and gives its pods the generateName ``<replicaset>-``; the API
+    server keeps the first 58 characters of a generateName and appends 5 random
+    ones. When ``<deployment>-<hash>-`` always fits, pods are
+    ``<deployment>-<hash>-<random>``; otherwise the regex follows the cut.
+    Deployment names are DNS subdomains, so a dot is the only metacharacter.
+    """
+    prefix = deployment + "-"
+    room = MAX_GENERATE_NAME - len(prefix)  # characters of "<hash>-" that survive
+    if room > MAX_TEMPLATE_HASH:
+        return _escape(prefix) + "[a-z0-9]+-[a-z0-9]+"
+    random = f"[a-z0-9]{{{POD_RANDOM_SUFFIX}}}"
+    if room <= 0:
+        return _escape(prefix[:MAX_GENERATE_NAME]) + random
+    # A hash shorter than the room keeps its dash; a longer one is cut to the room.
+    kept = [f"[a-z0-9]{{1,{room - 1}}}-"] if room > 1 else []
+    kept.append(f"[a-z0-9]{{{room}}}")
+    return _escape(prefix) + "(?:" + "|".join(kept) + ")" + random
+
+
+def _escape(name: str) -> str:
+    return name.replace(".", "\\.")
 
 
 def canary_selector(target: AnalysisTarget) -> str:

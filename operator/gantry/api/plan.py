@@ -34,7 +34,9 @@ class DeploymentPlan:
     """One Deployment the operator wants.
 
     Attributes:
-        name: Deployment name.
+        name: Deployment name, already fitted to Kubernetes' limits
+            (``gantry.render.names.deployment_name``). Labels, selectors and every
+            lookup use it verbatim, never a re-derived form, so they always join.
         revision: Revision of the pod template it runs.
         role: stable or canary (a Deployment label only: changing it never restarts pods).
         replicas: Desired replicas, or None when an autoscaler owns the count.

@@ -8,8 +8,9 @@ from gantry.render.children import CHILD_KINDS, ChildKind, render_children
 from gantry.render.deployment import render_deployment, render_scale
 from gantry.render.hpa import render_hpa
 from gantry.render.httproute import render_httproute, uses_gateway_api
-from gantry.render.labels import deployment_name, selector_labels, selector_string
+from gantry.render.labels import selector_labels, selector_string
 from gantry.render.model_source import DEFAULT_FETCHERS, FetcherImages
+from gantry.render.names import deployment_name
 from gantry.render.ownership import owner_references
 from gantry.render.pdb import render_pdb
 from gantry.render.revision import revision

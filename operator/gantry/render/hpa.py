@@ -37,6 +37,7 @@ from typing import Any
 from gantry.api.plan import Owner
 from gantry.api.spec import ModelDeploymentSpec, ScalingMetricType
 from gantry.render import labels as lbl
+from gantry.render import names
 from gantry.render.ownership import child_metadata
 
 # The metric names a metrics adapter serves for each scaling.metric.type (see above).
@@ -92,7 +93,7 @@ def metric(spec: ModelDeploymentSpec) -> dict[str, Any]:
 
 def hpa_name(owner: Owner) -> str:
     """Name of the HorizontalPodAutoscaler."""
-    return owner.name
+    return names.md_child_name(owner.name)
 
 
 def render_hpa(owner: Owner, spec: ModelDeploymentSpec, target_deployment: str) -> dict[str, Any]:

@@ -14,13 +14,14 @@ from typing import Any
 from gantry.api.plan import Owner, ServingPlan
 from gantry.api.spec import ModelDeploymentSpec, RolloutStrategy, TrafficRoutingType
 from gantry.render import labels as lbl
+from gantry.render import names
 from gantry.render.ownership import child_metadata
 from gantry.render.service import revision_service_name
 
 
 def httproute_name(owner: Owner) -> str:
     """Name of the HTTPRoute."""
-    return owner.name
+    return names.md_child_name(owner.name)
 
 
 def uses_gateway_api(spec: ModelDeploymentSpec) -> bool:
@@ -53,10 +54,10 @@ def render_httproute(owner: Owner, spec: ModelDeploymentSpec, plan: ServingPlan)
     backends: list[dict[str, Any]] = []
     if stable is not None:
         weight = 100 - plan.canary_weight if canary is not None else 100
-        backends.append(_backend(spec, revision_service_name(stable), weight))
+        backends.append(_backend(spec, revision_service_name(owner, stable), weight))
     if canary is not None:
         weight = plan.canary_weight if stable is not None else 100
-        backends.append(_backend(spec, revision_service_name(canary), weight))
+        backends.append(_backend(spec, revision_service_name(owner, canary), weight))
     parent_refs: list[dict[str, Any]] = []
     for ref in routing.parent_refs:
         entry: dict[str, Any] = {"group": "gateway.networking.k8s.io", "kind": "Gateway"}

@@ -16,6 +16,7 @@ from typing import Any
 from gantry.api.plan import Owner
 from gantry.api.spec import ModelDeploymentSpec
 from gantry.render import labels as lbl
+from gantry.render import names
 from gantry.render.ownership import child_metadata
 
 MIN_REPLICAS_FOR_PDB = 2
@@ -27,6 +28,11 @@ def wants_pdb(spec: ModelDeploymentSpec) -> bool:
     return most >= MIN_REPLICAS_FOR_PDB
 
 
+def pdb_name(owner: Owner) -> str:
+    """Name of the PodDisruptionBudget."""
+    return names.md_child_name(owner.name)
+
+
 def render_pdb(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any] | None:
     """The PodDisruptionBudget over every revision's pods, or None (see module docs)."""
     if not wants_pdb(spec):
@@ -34,7 +40,7 @@ def render_pdb(owner: Owner, spec: ModelDeploymentSpec) -> dict[str, Any] | None
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": child_metadata(owner, owner.name, lbl.common_labels(owner)),
+        "metadata": child_metadata(owner, pdb_name(owner), lbl.common_labels(owner)),
         "spec": {
             "maxUnavailable": 1,
             "selector": {"matchLabels": lbl.selector_labels(owner)},

@@ -4,6 +4,11 @@ The main Service selects the pods of every revision, so with replica-ratio
 canaries the traffic split simply follows the pod counts. Per-revision Services
 select one Deployment's pods (its ``serving.gantry.dev/deployment`` label, which
 stays put while that Deployment rolls in place) and are the HTTPRoute's backends.
+
+A per-revision Service is named ``<main Service>-<revision>``
+(:func:`gantry.render.names.revision_service_name`), a name the main Service
+can never have: both are applied on every reconcile, and one name for two
+different selectors would flip the main Service between them.
 """
 
 from __future__ import annotations
@@ -13,17 +18,18 @@ from typing import Any
 from gantry.api.plan import DeploymentPlan, Owner
 from gantry.api.spec import ModelDeploymentSpec
 from gantry.render import labels as lbl
+from gantry.render import names
 from gantry.render.ownership import child_metadata
 
 
 def service_name(owner: Owner) -> str:
     """Name of the main Service (a DNS-1035 label derived from the ModelDeployment name)."""
-    return lbl.dns_label(owner.name)
+    return names.service_name(owner.name)
 
 
-def revision_service_name(plan: DeploymentPlan) -> str:
-    """Name of the per-revision Service of ``plan``'s Deployment."""
-    return lbl.dns_label(plan.name)
+def revision_service_name(owner: Owner, plan: DeploymentPlan) -> str:
+    """Name of the Service of ``plan``'s Deployment (its revision's HTTPRoute backend)."""
+    return names.revision_service_name(owner.name, plan.revision)
 
 
 def _ports(spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
@@ -72,11 +78,11 @@ def render_revision_service(
     owner: Owner, spec: ModelDeploymentSpec, plan: DeploymentPlan
 ) -> dict[str, Any]:
     """The Service in front of one Deployment's pods (an HTTPRoute backend)."""
-    labels = {**lbl.common_labels(owner), lbl.REVISION: lbl.fit(plan.revision)}
+    labels = {**lbl.common_labels(owner), lbl.REVISION: names.label_value(plan.revision)}
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": child_metadata(owner, revision_service_name(plan), labels),
+        "metadata": child_metadata(owner, revision_service_name(owner, plan), labels),
         "spec": {
             "type": "ClusterIP",
             "selector": lbl.deployment_selector(owner, plan),

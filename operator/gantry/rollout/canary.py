@@ -49,7 +49,7 @@ def start(
     """
     canary = CanaryStatus(
         revision=ctx.revision,
-        deployment=f"{ctx.md_name}-{ctx.revision}",
+        deployment=ctx.canary_deployment,
         model_version=ctx.spec.model.version,
         image=ctx.spec.runtime.image,
         steps_hash=steps.steps_hash(ctx.steps),

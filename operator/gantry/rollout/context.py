@@ -22,6 +22,7 @@ from datetime import datetime
 from gantry.api.plan import DeploymentPlan, Role, ServingPlan
 from gantry.api.spec import CanarySpec, CanaryStep, ModelDeploymentSpec, TrafficRoutingType
 from gantry.api.status import CanaryStatus, ModelDeploymentStatus, RevisionStatus
+from gantry.render import names
 from gantry.rollout import sizing
 from gantry.rollout.types import Observations, read_gates
 
@@ -50,6 +51,16 @@ class Ctx:
     @property
     def routing(self) -> TrafficRoutingType:
         return self.canary_spec.traffic_routing.type
+
+    @property
+    def first_deployment(self) -> str:
+        """The Deployment of the ModelDeployment's first revision (fitted, see ``names``)."""
+        return names.deployment_name(self.md_name)
+
+    @property
+    def canary_deployment(self) -> str:
+        """The Deployment of the desired revision when it comes as a canary."""
+        return names.deployment_name(self.md_name, self.revision)
 
     @property
     def gates_present(self) -> tuple[str, ...]:
@@ -81,7 +92,7 @@ def steady_plan(ctx: Ctx, stable: RevisionStatus) -> ServingPlan:
         apply_template=stable.revision == ctx.revision,
     )
     return ServingPlan(
-        deployments=(deployment,), autoscale_target=stable.deployment if autoscaled else None
+        deployments=(deployment,), autoscale_target=deployment.name if autoscaled else None
     )
 
 

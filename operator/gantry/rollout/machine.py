@@ -30,9 +30,23 @@ from datetime import datetime
 
 from gantry.api.spec import ModelDeploymentSpec, RolloutStrategy
 from gantry.api.status import CanaryPhase, CanaryStatus, ModelDeploymentStatus, RevisionStatus
+from gantry.render import names
 from gantry.rollout import canary as canary_
 from gantry.rollout.context import Ctx, steady_plan
 from gantry.rollout.types import Decision, Event, Observations, read_gates
+
+
+def _recorded_names_fitted(status: ModelDeploymentStatus) -> ModelDeploymentStatus:
+    """``status`` with the Deployment names it records as the operator names them now
+    (see :func:`gantry.render.names.recorded_deployment_name`), so the plan, the
+    status it writes and the pod labels all carry one name."""
+    update: dict[str, RevisionStatus] = {}
+    for key, record in (("stable", status.stable), ("canary", status.canary)):
+        if record is not None:
+            name = names.recorded_deployment_name(record.deployment)
+            if name != record.deployment:
+                update[key] = record.model_copy(update={"deployment": name})
+    return status.model_copy(update=update) if update else status
 
 
 def _in_flight(canary: CanaryStatus | None) -> bool:
@@ -63,8 +77,9 @@ def _rolling(ctx: Ctx) -> Decision:
     stable = ctx.status.stable
     events = _abandon(ctx.status.canary, "rollout strategy is rolling")
     if stable is None:
-        stable = ctx.new_revision(ctx.md_name)
-        events.append(Event("Normal", "Deploying", f"revision {ctx.revision} in {ctx.md_name}"))
+        stable = ctx.new_revision(ctx.first_deployment)
+        text = f"revision {ctx.revision} in {stable.deployment}"
+        events.append(Event("Normal", "Deploying", text))
     elif stable.revision != ctx.revision:
         text = f"{stable.deployment} updated in place: revision {stable.revision} -> {ctx.revision}"
         events.append(Event("Normal", "RollingUpdate", text))
@@ -152,8 +167,8 @@ def decide(
             call of a tick, the analysis measurement.
         now: The current time; must be timezone-aware.
         desired_revision: Revision of the pod template the spec describes.
-        md_name: The ModelDeployment's name (the first stable Deployment's name
-            and the prefix of canary Deployments).
+        md_name: The ModelDeployment's name; Deployment names are derived from it
+            by :func:`gantry.render.names.deployment_name` and nowhere else.
 
     Returns:
         The decision. It advances the rollout by at most one step.
@@ -165,7 +180,7 @@ def decide(
         raise ValueError("decide() needs a timezone-aware now")
     ctx = Ctx(
         spec=spec,
-        status=status,
+        status=_recorded_names_fitted(status),
         obs=observations,
         now=now,
         revision=desired_revision,
@@ -173,10 +188,10 @@ def decide(
     )
     if spec.rollout.strategy is RolloutStrategy.ROLLING or spec.rollout.canary is None:
         return _rolling(ctx)
-    stable, canary = status.stable, status.canary
+    stable, canary = ctx.status.stable, ctx.status.canary
     if stable is None:
-        fresh = ctx.new_revision(md_name)
-        event = Event("Normal", "Deploying", f"revision {desired_revision} in {md_name}")
+        fresh = ctx.new_revision(ctx.first_deployment)
+        event = Event("Normal", "Deploying", f"revision {desired_revision} in {fresh.deployment}")
         return _steady_decision(ctx, fresh, None, [event], f"revision {desired_revision} deploying")
     if stable.revision == desired_revision:
         return _steady(ctx, stable, canary)

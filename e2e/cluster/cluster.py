@@ -190,7 +190,11 @@ class Cluster:
         return self._api().healthy("/readyz")
 
     def down(self) -> None:
-        """Stop every recorded process (reverse start order) and delete the cluster's state."""
+        """Stop every recorded process (reverse start order) and delete the cluster's state.
+
+        Raises :class:`ClusterError` when a process survives SIGKILL; it stays recorded in
+        ``state.json`` so that the next ``down`` (or ``up``) tries again.
+        """
         with _locked(self.layout):
             self._down_locked()
 
@@ -213,21 +217,9 @@ class Cluster:
             _link_binaries(self.layout, build_binaries(self._log))
             self._prepare()
             t_start = time.monotonic()
-            self._launch("etcd")
-            # Starting the apiserver before etcd answers works, but floods its log with gRPC
-            # dial errors that hide real problems; etcd is ready in well under a second.
-            self._wait_for("etcd /health", self._etcd_healthy, timeout)
-            self._launch("kube-apiserver")
-            self._wait_for(
-                "kube-apiserver /readyz", lambda: self._api().healthy("/readyz"), timeout
-            )
-            self._log(f"apiserver ready in {time.monotonic() - t_start:.1f}s")
-            self._launch("kube-controller-manager")
-            self._launch("kube-scheduler")
-            self._launch("kwok")
-            self._ensure_nodes(timeout)
-            self._wait_for_components(timeout)
+            self._launch_all(timeout, t_start)
         except BaseException:
+            # Everything launched is in self.processes, recorded the moment it started.
             self._log(f"start-up failed; logs are in {self.layout.logs}")
             self._down_locked()
             raise
@@ -235,6 +227,20 @@ class Cluster:
             f"cluster up in {time.monotonic() - t0:.1f}s (processes started to all nodes Ready: "
             f"{time.monotonic() - t_start:.1f}s); KUBECONFIG={self.kubeconfig}"
         )
+
+    def _launch_all(self, timeout: float, t_start: float) -> None:
+        self._launch("etcd")
+        # Starting the apiserver before etcd answers works, but floods its log with gRPC
+        # dial errors that hide real problems; etcd is ready in well under a second.
+        self._wait_for("etcd /health", self._etcd_healthy, timeout)
+        self._launch("kube-apiserver")
+        self._wait_for("kube-apiserver /readyz", lambda: self._api().healthy("/readyz"), timeout)
+        self._log(f"apiserver ready in {time.monotonic() - t_start:.1f}s")
+        self._launch("kube-controller-manager")
+        self._launch("kube-scheduler")
+        self._launch("kwok")
+        self._ensure_nodes(timeout)
+        self._wait_for_components(timeout)
 
     def _prepare(self) -> None:
         """Fresh PKI, ports and kubeconfig; old data is removed first."""
@@ -343,11 +349,23 @@ class Cluster:
     # -- tear-down ----------------------------------------------------------------------------
 
     def _down_locked(self) -> None:
-        for proc in reversed(self.processes):
-            procs.stop(proc)
-            self._log(f"stopped {proc.name} (pid {proc.pid})")
-        self.processes = []
+        survivors = [p for p in reversed(self.processes) if not self._stop(p)][::-1]
+        self.processes = survivors
+        if survivors:
+            self._save()
+            names = ", ".join(f"{p.name} (pid {p.pid})" for p in survivors)
+            raise ClusterError(f"could not stop {names}; still recorded in {self.layout.state}")
         shutil.rmtree(self.layout.data, ignore_errors=True)
         shutil.rmtree(self.layout.pki.dir, ignore_errors=True)
         for path in (self.layout.kubeconfig, self.layout.state):
             path.unlink(missing_ok=True)
+
+    def _stop(self, proc: procs.Proc) -> bool:
+        """Stop one process; False when it could not be, so the others are still stopped."""
+        try:
+            procs.stop(proc)
+        except Exception as err:  # any failure must not leave the rest running
+            self._log(f"could not stop {proc.name} (pid {proc.pid}): {err}")
+            return False
+        self._log(f"stopped {proc.name} (pid {proc.pid})")
+        return True

@@ -29,7 +29,7 @@ from typing import Any
 
 from e2e.cluster import nodes, pki, procs
 from e2e.cluster.api import ApiClient, ApiError, Kubectl
-from e2e.cluster.components import COMMANDS, write_kubeconfig
+from e2e.cluster.components import COMMANDS, pod_cidr, write_kubeconfig
 from e2e.cluster.layout import Layout
 from e2e.cluster.wait import poll
 
@@ -46,6 +46,8 @@ BINARIES = (
     "kubeconform",
 )
 _PORT_NAMES = ("etcd_client", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok")
+# Pod CIDRs come from the API server port modulo 128: a few draws find one no cluster uses.
+_PORT_DRAWS = 64
 
 Log = Callable[[str], None]
 
@@ -95,22 +97,56 @@ def _link_binaries(layout: Layout, bin_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def _locked(layout: Layout) -> Iterator[None]:
-    """Serialize up/down of one checkout (e.g. ``make cluster-up`` racing a pytest session)."""
-    layout.dir.mkdir(parents=True, exist_ok=True)
-    with (layout.dir / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+def _flock(path: Path, log: Log | None = None, waiting_for: str = "") -> Iterator[None]:
+    """Hold an exclusive lock on ``path``; say so through ``log`` when it has to wait."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if log is not None:
+                log(f"waiting for {waiting_for}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _locked(layout: Layout) -> contextlib.AbstractContextManager[None]:
+    """Serialize up/down of one checkout (e.g. ``make cluster-up`` racing a pytest session)."""
+    return _flock(layout.dir / ".lock")
+
+
+def _start_slot(bin_dir: Path, log: Log) -> contextlib.AbstractContextManager[None]:
+    """Serialize start-ups of all clusters of this user, from the choice of ports until every
+    component listens: free ports and unused pod CIDRs are only known to be free while no
+    other start-up is choosing them too."""
+    # <cache>/cluster/<key>/bin: the lock sits beside the keys, shared by every checkout.
+    return _flock(bin_dir.parents[1] / "start.lock", log, "another cluster's start-up")
+
+
+def _choose_ports() -> dict[str, int]:
+    """Free loopback ports whose pod CIDR (derived from the API server port) is not in use.
+
+    Two clusters with one pod CIDR would hand out the same loopback pod IPs, and a test backing
+    a pod with a process on its IP would answer for the other cluster's pod too. Running
+    clusters are found by their kwok's ``--cidr`` flag, whatever checkout or user they belong to.
+    """
+    taken = procs.flag_values("--cidr")
+    for _ in range(_PORT_DRAWS):
+        ports = dict(zip(_PORT_NAMES, procs.free_ports(len(_PORT_NAMES)), strict=True))
+        if pod_cidr(ports) not in taken:
+            return ports
+    raise ClusterError(f"no unused pod CIDR in {_PORT_DRAWS} draws of ports; in use: {taken}")
+
+
 class Cluster:
     """A running (or stopped) local cluster rooted at ``<root>/.cluster``.
 
     ``Cluster.up(root)`` starts one or reuses a healthy one; ``started`` tells which, so a caller
-    only tears down what it started.
+    only tears down what it started. ``root`` is this repository by default; any other directory
+    (a temporary one in tests) holds a cluster of its own, on its own ports and pod CIDR.
     """
 
     def __init__(
@@ -214,10 +250,12 @@ class Cluster:
         t0 = time.monotonic()
         t_start = t0
         try:
-            _link_binaries(self.layout, build_binaries(self._log))
-            self._prepare()
-            t_start = time.monotonic()
-            self._launch_all(timeout, t_start)
+            bin_dir = build_binaries(self._log)
+            _link_binaries(self.layout, bin_dir)
+            with _start_slot(bin_dir, self._log):
+                self._prepare()
+                t_start = time.monotonic()
+                self._launch_all(timeout, t_start)
         except BaseException:
             # Everything launched is in self.processes, recorded the moment it started.
             self._log(f"start-up failed; logs are in {self.layout.logs}")
@@ -248,7 +286,7 @@ class Cluster:
         shutil.rmtree(self.layout.pki.dir, ignore_errors=True)
         self.layout.data.mkdir(parents=True)
         pki.generate(self.layout.pki.dir)
-        self.ports = dict(zip(_PORT_NAMES, procs.free_ports(len(_PORT_NAMES)), strict=True))
+        self.ports = _choose_ports()
         write_kubeconfig(self.layout, self.ports["apiserver"])
         self._save()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-PHASES = ("Pending", "Progressing", "Ready", "Degraded", "Failed")
+PHASES = ("Progressing", "Ready", "Paused", "Degraded", "Failed")
 
 
 @dataclass

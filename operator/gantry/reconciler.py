@@ -23,7 +23,7 @@ from gantry.analysis import AnalysisProviders, AnalysisTarget, PodEndpoint
 from gantry.analysis.measurement import Measurement
 from gantry.api.plan import Owner, ServingPlan
 from gantry.api.spec import API_VERSION, KIND, ModelDeploymentSpec
-from gantry.api.status import CanaryStatus, Endpoints, ModelDeploymentStatus
+from gantry.api.status import CanaryPhase, CanaryStatus, Endpoints, ModelDeploymentStatus
 from gantry.health import ACCESS_TOKEN_HEADER, ModelProbe, probe_endpoints, summarize
 from gantry.kube import ApiError, KubeClient, Manifest, Resource, resource_of
 from gantry.kube import resources as kinds
@@ -300,6 +300,7 @@ class Reconciler:
                 rollout=_rollout_summary(decision),
                 endpoints=self._endpoints(owner, spec),
                 selector=selector,
+                progress_deadline_seconds=spec.rollout.progress_deadline_seconds,
             ),
             previous,
             now,
@@ -689,4 +690,10 @@ def _rollout_summary(decision: Decision) -> Rollout:
             degraded_reason=canary.reason or "RolledBack",
             degraded_message=canary.message,
         )
-    return Rollout(progressing=decision.progressing, message=decision.message)
+    paused = canary is not None and canary.phase is CanaryPhase.PAUSED
+    return Rollout(
+        progressing=decision.progressing,
+        message=decision.message,
+        paused=paused,
+        paused_reason=canary.reason if canary is not None and paused else "",
+    )

@@ -36,7 +36,16 @@ from tests.reconciler.reconcile_env import (
 
 pytestmark = pytest.mark.timeout(30)
 
-CONDITION_TYPES = {"Ready", "Available", "ModelReady", "Scheduled", "Progressing", "Degraded"}
+CONDITION_TYPES = {
+    "Ready",
+    "Reconciling",
+    "Stalled",
+    "Available",
+    "ModelReady",
+    "Scheduled",
+    "Progressing",
+    "Degraded",
+}
 PAUSE_GATE = "serving.gantry.dev/pause"
 
 

@@ -47,7 +47,16 @@ ENDPOINTS = Endpoints(
     metrics=f"http://{MD}.{NAMESPACE}.svc.cluster.local:8002/metrics",
 )
 
-ORDER = ["Ready", "Available", "ModelReady", "Scheduled", "Progressing", "Degraded"]
+ORDER = [
+    "Ready",
+    "Reconciling",
+    "Stalled",
+    "Available",
+    "ModelReady",
+    "Scheduled",
+    "Progressing",
+    "Degraded",
+]
 
 # What kube-scheduler really writes into PodScheduled.message (1.28+ format).
 GPU_SHORTAGE = (
@@ -470,6 +479,8 @@ def with_conditions(*conditions: Condition) -> ModelDeploymentStatus:
 
 HEALTHY = {
     "Ready": ("True", "Ready"),
+    "Reconciling": ("False", "Reconciled"),
+    "Stalled": ("False", "AsExpected"),
     "Available": ("True", "MinimumReplicasAvailable"),
     "ModelReady": ("True", "ModelReady"),
     "Scheduled": ("True", "PodsScheduled"),

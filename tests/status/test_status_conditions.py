@@ -374,14 +374,15 @@ DEGRADED = [
 READY = [
     pytest.param(inputs(), ("True", "Ready", "serving at the desired capacity"), id="healthy"),
     pytest.param(
+        # The stable serves (Available), but the spec's revision does not yet: not done.
         inputs(observed(), canary_observed(ready=0), rollout=CANARY_ROLLOUT),
-        ("True", "Ready", None),
-        id="canary-not-ready-does-not-block",
+        ("False", "RolloutInProgress", None),
+        id="canary-in-flight-is-not-ready",
     ),
     pytest.param(
         inputs(observed(desired=2, replicas=3, updated=1, ready=2)),
-        ("True", "Ready", None),
-        id="rolling-update-at-capacity",
+        ("False", "ReplicasUpdating", None),
+        id="rolling-update-at-capacity-is-not-done",
     ),
     pytest.param(
         inputs(observed(ready=0), model=NO_RUNNING_PODS),
@@ -407,8 +408,8 @@ READY = [
     ),
     pytest.param(
         inputs(observed(desired=2, replicas=3, updated=1, ready=2), scheduling=GPU_SCHEDULING),
-        ("True", "Ready", None),
-        id="surge-pod-pending-rolling-update-at-capacity",
+        ("False", "ReplicasUpdating", None),
+        id="surge-pod-pending-rolling-update-is-not-done",
     ),
     pytest.param(
         inputs(SCALED_UP, scheduling=GPU_SCHEDULING),
@@ -577,7 +578,7 @@ PHASES = [
         Phase.FAILED,
         id="failed-beats-everything",
     ),
-    pytest.param(inputs(rollout=ABORTED), Phase.DEGRADED, id="rolled-back"),
+    pytest.param(inputs(rollout=ABORTED), Phase.FAILED, id="rolled-back-is-stalled"),
     pytest.param(
         inputs(DOWN, scheduling=GPU_SCHEDULING, model=NO_RUNNING_PODS),
         Phase.DEGRADED,
@@ -591,7 +592,7 @@ PHASES = [
     pytest.param(
         inputs(scheduling=GPU_SCHEDULING), Phase.READY, id="surge-pod-pending-at-capacity"
     ),
-    pytest.param(inputs(DEADLINE), Phase.DEGRADED, id="deadline"),
+    pytest.param(inputs(DEADLINE), Phase.FAILED, id="deadline-is-stalled"),
     pytest.param(inputs(model=MODEL_LOAD_FAILED), Phase.DEGRADED, id="model-load-failed"),
     pytest.param(inputs(rollout=CANARY_ROLLOUT), Phase.PROGRESSING, id="canary-while-ready"),
     pytest.param(
@@ -600,8 +601,8 @@ PHASES = [
         id="pods-starting",
     ),
     pytest.param(fresh_inputs(), Phase.PROGRESSING, id="fresh"),
-    pytest.param(inputs(model=MODEL_LOADING), Phase.PENDING, id="rolled-out-model-loading"),
-    pytest.param(inputs(model=None), Phase.PENDING, id="rolled-out-not-probed"),
+    pytest.param(inputs(model=MODEL_LOADING), Phase.PROGRESSING, id="rolled-out-model-loading"),
+    pytest.param(inputs(model=None), Phase.PROGRESSING, id="rolled-out-not-probed"),
 ]
 
 
@@ -712,14 +713,14 @@ TIMES = [
     pytest.param(
         inputs(observed(ready=1), model=model(1)),
         inputs(),
-        {"Ready", "Progressing"},
+        {"Ready", "Reconciling", "Progressing"},
         id="scaled-up-ready",
     ),
     pytest.param(
         # Available stays True while its message goes 1/2 -> 2/2.
         inputs(observed(ready=1), model=model(1)),
         inputs(observed(ready=2), model=model(1)),
-        {"Ready", "Progressing"},
+        {"Ready", "Reconciling", "Progressing"},
         id="message-change-keeps-time",
     ),
     pytest.param(
@@ -763,7 +764,7 @@ TIMES = [
     pytest.param(
         inputs(),
         inputs(SCALED_UP, scheduling=GPU_SCHEDULING),
-        {"Ready", "Scheduled", "Progressing"},
+        {"Ready", "Reconciling", "Scheduled", "Progressing"},
         id="autoscaler-scale-up-waits-for-gpu",
     ),
     pytest.param(
@@ -773,24 +774,27 @@ TIMES = [
         id="unknown-to-false-is-a-flip",
     ),
     pytest.param(
-        inputs(model=None), inputs(), {"Ready", "ModelReady"}, id="unknown-to-true-is-a-flip"
+        inputs(model=None),
+        inputs(),
+        {"Ready", "Reconciling", "ModelReady"},
+        id="unknown-to-true-is-a-flip",
     ),
     pytest.param(
         inputs(),
         inputs(rollout=CANARY_ROLLOUT),
-        {"Progressing"},
-        id="canary-starts",
+        {"Ready", "Reconciling", "Progressing"},
+        id="canary-starts-ready-false-until-promoted",
     ),
     pytest.param(
         fresh_inputs(),
         inputs(generation=1),
-        {"Ready", "Available", "ModelReady", "Progressing"},
+        {"Ready", "Reconciling", "Available", "ModelReady", "Progressing"},
         id="fresh-to-healthy",
     ),
     pytest.param(
         inputs(),
         failure_inputs(build(inputs()), INVALID),
-        {"Ready", "Available", "ModelReady", "Degraded"},
+        {"Ready", "Stalled", "Available", "ModelReady", "Degraded"},
         id="invalid-spec-edit",
     ),
 ]
@@ -964,7 +968,11 @@ def test_build_status_is_the_public_entry() -> None:
 
 
 def test_new_revision_stays_progressing_until_observed() -> None:
-    """Rolling update: stays Progressing from the decision until the Deployment is done."""
+    """Rolling update: Progressing and not Ready from the decision until the Deployment is done.
+
+    The old pods serve throughout (Available), but the spec's revision is not fully
+    rolled out: ``kubectl wait --for=condition=Ready`` must keep waiting.
+    """
     want = stable_rev(NEW, STABLE_DEP)
     steps = [
         (observed(revision=OLD), "RevisionUpdating"),
@@ -976,7 +984,11 @@ def test_new_revision_stays_progressing_until_observed() -> None:
     for obs, reason in steps:
         status = build(inputs(obs, stable=want), status, now=T1)
         assert cond(status, "Progressing").reason == reason
-        assert cond(status, "Ready").status is ConditionStatus.TRUE
+        assert cond(status, "Available").status is ConditionStatus.TRUE
+        done = reason == "RolloutComplete"
+        assert cond(status, "Ready").status is (
+            ConditionStatus.TRUE if done else ConditionStatus.FALSE
+        )
     assert status.phase is Phase.READY
     assert status.stable is not None
     assert status.stable.revision == NEW

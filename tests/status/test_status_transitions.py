@@ -342,9 +342,13 @@ FLOWS = [
         id="surge-pod-finds-no-gpu",
     ),
     pytest.param(
+        # The rolling update completes: Ready (quietly False while it ran) comes back.
         GPU_STALL,
         inputs(),
-        [normal("PodsScheduled", "Scheduled=True: 2 pod(s) scheduled")],
+        [
+            normal("Ready", "Ready=True: serving at the desired capacity"),
+            normal("PodsScheduled", "Scheduled=True: 2 pod(s) scheduled"),
+        ],
         id="gpu-frees-up",
     ),
     pytest.param(
@@ -479,8 +483,14 @@ def test_fresh_object_without_a_gpu_warns() -> None:
 def test_event_order_follows_condition_order() -> None:
     previous = healthy_status(**{k: ("Unknown", "Unknown", "") for k in ORDER})
     events = transitions(previous, healthy_status())
-    # Progressing never makes an event; Degraded False only after a True.
-    assert [e.message.split("=")[0] for e in events] == ORDER[:4]
+    # Progressing and Reconciling never make an event; Degraded and Stalled False only
+    # after a True.
+    assert [e.message.split("=")[0] for e in events] == [
+        "Ready",
+        "Available",
+        "ModelReady",
+        "Scheduled",
+    ]
     assert {e.type for e in events} == {N}
 
 
@@ -494,7 +504,8 @@ def test_warning_order_follows_condition_order() -> None:
         Degraded=("True", "InsufficientGPU", "x"),
     )
     events = transitions(healthy_status(), current)
-    assert [e.message.split("=")[0] for e in events] == [k for k in ORDER if k != "Progressing"]
+    silent = {"Progressing", "Reconciling", "Stalled"}
+    assert [e.message.split("=")[0] for e in events] == [k for k in ORDER if k not in silent]
     assert {e.type for e in events} == {W}
 
 

@@ -17,11 +17,13 @@ from gantry.api.spec import ApiModel
 
 
 class Phase(StrEnum):
-    PENDING = "Pending"
-    PROGRESSING = "Progressing"
-    READY = "Ready"
-    DEGRADED = "Degraded"
-    FAILED = "Failed"
+    """One word for ``kubectl get``; each has one meaning (see the README's status contract)."""
+
+    PROGRESSING = "Progressing"  # moving toward the spec (creating, rolling, scaling)
+    READY = "Ready"  # the spec's generation is fully rolled out and its model serves
+    PAUSED = "Paused"  # a canary waits for time, analysis data or a person
+    DEGRADED = "Degraded"  # serving is impaired; Gantry is still trying
+    FAILED = "Failed"  # Stalled: it cannot reach the spec without a person
 
 
 class ConditionType(StrEnum):
@@ -31,6 +33,10 @@ class ConditionType(StrEnum):
     SCHEDULED = "Scheduled"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
+    # kstatus' (Flux, kpt, cli-utils) abnormal-true conditions: present only while True
+    # would also do, but an explicit False tells a reader the operator looked.
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
 
 
 class ConditionStatus(StrEnum):
@@ -140,7 +146,7 @@ class ModelDeploymentStatus(ApiModel):
     """Observed state of a ModelDeployment."""
 
     observed_generation: int = 0
-    phase: Phase = Phase.PENDING
+    phase: Phase = Phase.PROGRESSING
     conditions: list[Condition] = Field(default_factory=list)
     replicas: int = Field(default=0, description="Pods of every revision (the /scale status).")
     ready_replicas: int = 0

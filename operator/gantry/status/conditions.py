@@ -1,8 +1,18 @@
 """Condition logic: observations and rollout state in, one truthful status out (pure).
 
-Ready is the AND of the conditions it depends on; every condition carries the
-generation it was computed for; lastTransitionTime moves only when the status
-of a condition flips, so ``kubectl wait`` and Argo CD see real transitions.
+The contract (the README's "Status contract" says it for users):
+
+* ``Ready`` is True only when the current generation is fully rolled out and its
+  model serves: no canary in flight, the stable at the spec's revision, every
+  desired replica ready, the model ready on them, nothing Degraded.
+* ``Reconciling`` is True while Gantry moves toward the spec (its reason is why
+  it is not Ready yet); ``Stalled`` is True when it cannot get there without a
+  person. These are what kstatus (Flux, kpt, cli-utils) and ``kubectl wait`` read.
+* ``Available`` says whether the service serves at all, also during a canary.
+
+Every condition carries the generation it was computed for; lastTransitionTime
+moves only when the status of a condition flips, so ``kubectl wait`` and Argo CD
+see real transitions.
 """
 
 from __future__ import annotations
@@ -35,10 +45,19 @@ START_FAILURE_REASONS = STUCK_REASONS | {"FailedCreate", "FailedDelete", "Replic
 
 @dataclass(frozen=True)
 class Rollout:
-    """What the rollout logic says about progress (from its decision)."""
+    """What the rollout logic says about progress (from its decision).
+
+    Attributes:
+        progressing: A canary is in flight (stepping, analysing or paused).
+        paused: That canary waits (a pause step, the pause gate, inconclusive data).
+        paused_reason: Why it waits (PauseStep, ManualPause, InconclusiveAnalysis).
+        degraded_reason: The last canary was rolled back (AnalysisFailed, ...).
+    """
 
     progressing: bool = False
     message: str = ""
+    paused: bool = False
+    paused_reason: str = ""
     degraded_reason: str = ""
     degraded_message: str = ""
 
@@ -56,6 +75,9 @@ class StatusInputs:
     failure_reason: str = "InvalidSpec"
     endpoints: Endpoints = field(default_factory=Endpoints)
     selector: str = ""
+    # How long serving may stay Degraded (no GPU, a model that will not load) before
+    # the status calls it Stalled: the spec's rollout.progressDeadlineSeconds.
+    progress_deadline_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -213,6 +235,14 @@ def _ready(
     if blockers:
         first = blockers[0]
         return _Cond(ConditionType.READY, F, first.reason, first.message)
+    # The stable serves, but the spec's generation is not done: a canary in flight,
+    # a revision rolling, a scale-up. kubectl wait and GitOps must keep waiting.
+    if inputs.rollout.paused:
+        reason = "CanaryPaused"
+        return _Cond(ConditionType.READY, F, reason, inputs.rollout.message)
+    if inputs.rollout.progressing:
+        return _Cond(ConditionType.READY, F, "RolloutInProgress", inputs.rollout.message)
+    progressing = conds[ConditionType.PROGRESSING]
     if stable is not None and stable.ready < stable.desired:
         # Some pods serve, the rest cannot start: say why rather than "scaling up".
         if (failure := _start_failure(inputs, stable)) is not None:
@@ -223,19 +253,76 @@ def _ready(
             "ScalingUp",
             f"{stable.ready}/{stable.desired} replicas ready",
         )
+    if progressing.status is T:
+        return _Cond(ConditionType.READY, F, progressing.reason, progressing.message)
     return _Cond(ConditionType.READY, T, "Ready", "serving at the desired capacity")
 
 
+# Degraded reasons that no waiting fixes: a person must change the spec or the cluster.
+_STALLED_AT_ONCE = frozenset(
+    {
+        "InvalidSpec",
+        "ChildRejected",
+        "ChildConflict",
+        "ChildKindNotInstalled",
+        "ProgressDeadlineExceeded",
+        # A rolled-back canary: the stable serves, the spec's revision never will
+        # until the spec changes (or the resume gate retries it).
+        "AnalysisFailed",
+        "ManualAbort",
+        "RolledBack",
+    }
+)
+
+
+def _stalled(
+    inputs: StatusInputs,
+    conds: Mapping[ConditionType, _Cond],
+    previous: ModelDeploymentStatus,
+    now: datetime,
+) -> _Cond:
+    degraded = conds[ConditionType.DEGRADED]
+    if degraded.status is not T:
+        return _Cond(ConditionType.STALLED, F, "AsExpected", "")
+    if degraded.reason in _STALLED_AT_ONCE:
+        return _Cond(ConditionType.STALLED, T, degraded.reason, degraded.message)
+    # Anything else (no GPU, a model that will not load, pods that cannot start) may
+    # clear by itself: it is Stalled once it has lasted the progress deadline for this
+    # generation (a spec edit restarts the clock: it may be the fix).
+    since = _degraded_since(previous, inputs.generation)
+    deadline = inputs.progress_deadline_seconds
+    if since is not None and (now - since).total_seconds() >= deadline:
+        text = f"degraded for more than {deadline:.0f}s: {degraded.message}".rstrip(": ")
+        return _Cond(ConditionType.STALLED, T, degraded.reason, text)
+    return _Cond(ConditionType.STALLED, F, "AsExpected", "")
+
+
+def _degraded_since(previous: ModelDeploymentStatus, generation: int) -> datetime | None:
+    before = previous.condition(ConditionType.DEGRADED)
+    if before is None or before.status is not T or before.observed_generation != generation:
+        return None
+    return before.last_transition_time
+
+
+def _reconciling(conds: Mapping[ConditionType, _Cond]) -> _Cond:
+    stalled, ready = conds[ConditionType.STALLED], conds[ConditionType.READY]
+    if stalled.status is T:
+        return _Cond(ConditionType.RECONCILING, F, "Stalled", f"{stalled.reason}: see Stalled")
+    if ready.status is T:
+        return _Cond(ConditionType.RECONCILING, F, "Reconciled", "the spec is fully rolled out")
+    return _Cond(ConditionType.RECONCILING, T, ready.reason, ready.message)
+
+
 def _phase(inputs: StatusInputs, conds: Mapping[ConditionType, _Cond]) -> Phase:
-    if inputs.failure:
+    if inputs.failure or conds[ConditionType.STALLED].status is T:
         return Phase.FAILED
     if conds[ConditionType.DEGRADED].status is T:
         return Phase.DEGRADED
-    if conds[ConditionType.PROGRESSING].status is T:
-        return Phase.PROGRESSING
     if conds[ConditionType.READY].status is T:
         return Phase.READY
-    return Phase.PENDING
+    if inputs.rollout.paused:
+        return Phase.PAUSED
+    return Phase.PROGRESSING
 
 
 def _stamp(
@@ -246,6 +333,10 @@ def _stamp(
     for c in new:
         old = before.get(c.type)
         moved = old is None or old.status is not c.status
+        # Degraded's transition time is the Stalled clock: a new generation (perhaps
+        # the fix) restarts it rather than inheriting a stall from the old spec.
+        if c.type is ConditionType.DEGRADED and old is not None:
+            moved = moved or old.observed_generation != generation
         stamped.append(
             Condition(
                 type=c.type.value,
@@ -272,8 +363,12 @@ def build_status(
     conds[ConditionType.PROGRESSING] = _progressing(inputs, stable_obs)
     conds[ConditionType.DEGRADED] = _degraded(inputs, conds)
     conds[ConditionType.READY] = _ready(inputs, conds, stable_obs)
+    conds[ConditionType.STALLED] = _stalled(inputs, conds, previous, now)
+    conds[ConditionType.RECONCILING] = _reconciling(conds)
     order = [
         ConditionType.READY,
+        ConditionType.RECONCILING,
+        ConditionType.STALLED,
         ConditionType.AVAILABLE,
         ConditionType.MODEL_READY,
         ConditionType.SCHEDULED,
@@ -289,7 +384,7 @@ def build_status(
         worst = next(
             (
                 conds[k]
-                for k in (ConditionType.DEGRADED, ConditionType.PROGRESSING)
+                for k in (ConditionType.STALLED, ConditionType.DEGRADED, ConditionType.PROGRESSING)
                 if conds[k].status is T
             ),
             conds[ConditionType.READY],
@@ -327,9 +422,18 @@ def transitions(
     """
     events: list[Transition] = []
     before = {c.type: c for c in previous.conditions}
-    for c in current.conditions:
-        old = before.get(c.type)
-        if old is not None and old.status is c.status and old.reason == c.reason:
+    changed = [
+        (c, old)
+        for c in current.conditions
+        if (old := before.get(c.type)) is None
+        or old.status is not c.status
+        or old.reason != c.reason
+    ]
+    # One cause, one Warning: Stalled speaks only when Degraded has nothing new to say
+    # (a degradation that has now lasted past the deadline).
+    degraded_spoke = any(c.type == ConditionType.DEGRADED for c, _ in changed)
+    for c, old in changed:
+        if c.type == ConditionType.STALLED and degraded_spoke:
             continue
         kind = _event_kind(c, old)
         if kind:
@@ -338,18 +442,28 @@ def transitions(
 
 
 # Warnings are for what someone may need to act on; alerting on type=Warning
-# must not fire on a new object starting up or an autoscaler adding pods.
+# must not fire on a new object starting up, a rollout or an autoscaler adding pods.
 _WARN_WHEN_FALSE = {ConditionType.SCHEDULED}
 _WARN_ON_LOSS = {ConditionType.READY, ConditionType.AVAILABLE, ConditionType.MODEL_READY}
-_QUIET_REASONS = {"ScalingUp"}
+# Ready goes False for these on every edit, canary and scale-up: normal life.
+_QUIET_REASONS = {
+    "ScalingUp",
+    "RolloutInProgress",
+    "CanaryPaused",
+    "ReplicasUpdating",
+    "RevisionUpdating",
+    "DeploymentCreating",
+}
+# Said by Stalled (Warning) or Degraded already; Reconciling only mirrors Ready.
+_SILENT = {ConditionType.PROGRESSING, ConditionType.RECONCILING}
 
 
 def _event_kind(c: Condition, old: Condition | None) -> str:
-    if c.type == ConditionType.DEGRADED:
+    if c.type in (ConditionType.DEGRADED, ConditionType.STALLED):
         if c.status is T:
             return "Warning"
         return "Normal" if old is not None and old.status is T else ""
-    if c.type == ConditionType.PROGRESSING:
+    if c.type in _SILENT:
         return ""  # rollout progress has its own events from the rollout decision
     if c.status is F:
         if c.type in _WARN_WHEN_FALSE:

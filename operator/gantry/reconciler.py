@@ -301,11 +301,11 @@ class Reconciler:
                 endpoints=self._endpoints(owner, spec),
                 selector=selector,
                 progress_deadline_seconds=spec.rollout.progress_deadline_seconds,
+                model_ready=ready_models,
             ),
             previous,
             now,
         )
-        status = _with_model_ready_counts(status, ready_models)
         self._record_metrics(owner, previous, status)
         events = tuple(Transition(e.type, e.reason, e.message) for e in decision.events)
         events += tuple(transitions(previous, status))
@@ -335,14 +335,26 @@ class Reconciler:
                 deployments=observed,
                 failure=message,
                 failure_reason=reason,
+                model_ready={
+                    r.deployment: r.model_ready_replicas
+                    for r in (previous.stable, previous.canary)
+                    if r is not None
+                },
                 endpoints=previous.endpoints,
                 selector=previous.selector,
             ),
             previous,
             now,
         )
-        # Model readiness was not probed this time: keep the last count seen.
-        status = status.model_copy(update={"model_ready_replicas": previous.model_ready_replicas})
+        # Model readiness was not probed this time: keep the last counts seen.
+        status = status.model_copy(
+            update={
+                "model_ready_replicas": previous.model_ready_replicas,
+                "servers": previous.servers,
+                "canary_version": previous.canary_version,
+                "canary_weight": previous.canary_weight,
+            }
+        )
         self.metrics.set_phase(owner.namespace, owner.name, status.phase.value)
         changed = _status_json(status) != _status_json(previous)
         return Outcome(
@@ -661,24 +673,6 @@ def _model_health(probes: Sequence[PodProbe], stable: str | None) -> ModelHealth
         return ModelHealth(reason="NoRunningPods", message="no running pod to probe")
     ready, reason, message = summarize(mine)
     return ModelHealth(probed=len(mine), ready=ready, reason=reason, message=message)
-
-
-def _with_model_ready_counts(
-    status: ModelDeploymentStatus, ready_models: Mapping[str, int]
-) -> ModelDeploymentStatus:
-    def count(deployment: str) -> int:
-        return ready_models.get(deployment, 0)
-
-    update: dict[str, Any] = {}
-    if status.stable is not None:
-        update["stable"] = status.stable.model_copy(
-            update={"model_ready_replicas": count(status.stable.deployment)}
-        )
-    if status.canary is not None:
-        update["canary"] = status.canary.model_copy(
-            update={"model_ready_replicas": count(status.canary.deployment)}
-        )
-    return status.model_copy(update=update) if update else status
 
 
 def _rollout_summary(decision: Decision) -> Rollout:

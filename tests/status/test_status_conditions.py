@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -885,18 +885,19 @@ def test_replica_counts(given: StatusInputs, want: tuple[int, int, int]) -> None
 def test_revision_counts_from_observations() -> None:
     stable = stable_rev(model_ready_replicas=9, image="tritonserver:24.08", replicas=99)
     canary = canary_rev(weight=25, step_index=2, ready_replicas=99)
-    status = build(
-        inputs(
-            observed(desired=3, replicas=4, ready=3),
-            canary_observed(desired=1, replicas=1, ready=0),
-            stable=stable,
-            canary=canary,
-            rollout=CANARY_ROLLOUT,
-        )
+    given = inputs(
+        observed(desired=3, replicas=4, ready=3),
+        canary_observed(desired=1, replicas=1, ready=0),
+        stable=stable,
+        canary=canary,
+        rollout=CANARY_ROLLOUT,
     )
-    assert status.stable == stable.model_copy(update={"replicas": 4, "ready_replicas": 3})
+    status = build(replace(given, model_ready={STABLE_DEP: 2}))
+    counts = {"replicas": 4, "ready_replicas": 3, "model_ready_replicas": 2}
+    assert status.stable == stable.model_copy(update=counts)
     assert isinstance(status.canary, CanaryStatus)
-    assert status.canary == canary.model_copy(update={"replicas": 1, "ready_replicas": 0})
+    counts = {"replicas": 1, "ready_replicas": 0, "model_ready_replicas": 0}
+    assert status.canary == canary.model_copy(update=counts)
     assert (status.canary.phase, status.canary.weight, status.canary.step_index) == (
         CanaryPhase.PROGRESSING,
         25,
@@ -992,3 +993,133 @@ def test_new_revision_stays_progressing_until_observed() -> None:
     assert status.phase is Phase.READY
     assert status.stable is not None
     assert status.stable.revision == NEW
+
+
+# ---------------------------------------------------------------- printer-column fields
+
+COLUMNS = [
+    pytest.param(replace(inputs(), model_ready={STABLE_DEP: 2}), ("2/2", None, None), id="ready"),
+    pytest.param(
+        replace(inputs(model=model(2, 1, "ModelLoading")), model_ready={STABLE_DEP: 1}),
+        ("1/2", None, None),
+        id="running-pods-without-the-model-do-not-count",
+    ),
+    pytest.param(
+        replace(
+            inputs(
+                observed(desired=3),
+                canary_observed(desired=1, ready=1),
+                canary=canary_rev(weight=25, model_version="4"),
+                rollout=CANARY_ROLLOUT,
+            ),
+            model_ready={STABLE_DEP: 3, CANARY_DEP: 1},
+        ),
+        ("4/4", "4", 25),
+        id="canary-in-flight",
+    ),
+    pytest.param(
+        replace(
+            inputs(
+                observed(desired=3),
+                canary_observed(desired=1, ready=0),
+                canary=canary_rev(weight=50, model_version="4"),
+                rollout=Rollout(progressing=True, paused=True, paused_reason="PauseStep"),
+            ),
+            model_ready={STABLE_DEP: 3},
+        ),
+        ("3/4", "4", 50),
+        id="canary-paused-at-step-0-no-pod-yet",
+    ),
+    pytest.param(
+        replace(
+            inputs(
+                canary=canary_rev(weight=100, model_version="4", phase=CanaryPhase.PROMOTED),
+            ),
+            model_ready={STABLE_DEP: 2},
+        ),
+        ("2/2", None, None),
+        id="promoted-shows-no-canary",
+    ),
+    pytest.param(
+        replace(
+            inputs(canary=canary_rev(weight=10, phase=CanaryPhase.ABORTED), rollout=ABORTED),
+            model_ready={STABLE_DEP: 2},
+        ),
+        ("2/2", None, None),
+        id="rolled-back-shows-no-canary",
+    ),
+    pytest.param(fresh_inputs(), ("0/0", None, None), id="fresh"),
+]
+
+
+@pytest.mark.parametrize(("given", "want"), COLUMNS)
+def test_printer_column_fields(
+    given: StatusInputs, want: tuple[str, str | None, int | None]
+) -> None:
+    status = build(given)
+    assert (status.servers, status.canary_version, status.canary_weight) == want
+
+
+def test_paused_canary_is_phase_paused_and_ready_false() -> None:
+    paused = Rollout(progressing=True, paused=True, paused_reason="ManualPause", message="held")
+    status = build(inputs(canary=canary_rev(), rollout=paused))
+    assert status.phase is Phase.PAUSED
+    assert summary(status)["Ready"] == ("False", "CanaryPaused")
+    assert summary(status)["Reconciling"] == ("True", "CanaryPaused")
+    assert summary(status)["Stalled"] == ("False", "AsExpected")
+
+
+# --------------------------------------------------------------------------- Stalled
+
+
+def _degraded_then(seconds: float, *, generation: int = GENERATION, deadline: float = 600) -> Any:
+    down = inputs(DOWN, scheduling=GPU_SCHEDULING, model=NO_RUNNING_PODS)
+    first = build(down, now=T0)
+    later = replace(down, generation=generation, progress_deadline_seconds=deadline)
+    return build(later, first, now=T0 + timedelta(seconds=seconds))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "deadline", "stalled"),
+    [
+        (0, 600, False),
+        (599, 600, False),
+        (600, 600, True),
+        (3600, 600, True),
+        (59, 60, False),
+        (60, 60, True),
+    ],
+)
+def test_degraded_past_the_progress_deadline_is_stalled(
+    seconds: float, deadline: float, stalled: bool
+) -> None:
+    status = _degraded_then(seconds, deadline=deadline)
+    got = cond(status, "Stalled")
+    assert got.status is (ConditionStatus.TRUE if stalled else ConditionStatus.FALSE)
+    assert status.phase is (Phase.FAILED if stalled else Phase.DEGRADED)
+    if stalled:
+        assert got.reason == "InsufficientGPU"
+        assert got.message.startswith(f"degraded for more than {deadline:.0f}s: ")
+        assert summary(status)["Reconciling"] == ("False", "Stalled")
+
+
+def test_a_spec_edit_restarts_the_stall_clock() -> None:
+    status = _degraded_then(3600, generation=GENERATION + 1)
+    assert cond(status, "Stalled").status is ConditionStatus.FALSE
+    assert cond(status, "Degraded").last_transition_time == T0 + timedelta(seconds=3600)
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        pytest.param(inputs(failure=INVALID), "InvalidSpec", id="invalid-spec"),
+        pytest.param(inputs(rollout=ABORTED), "AnalysisFailed", id="rolled-back"),
+        pytest.param(inputs(DEADLINE), "ProgressDeadlineExceeded", id="deadline"),
+    ],
+)
+def test_stalled_at_once(given: StatusInputs, reason: str) -> None:
+    status = build(given)
+    assert summary(status)["Stalled"] == ("True", reason)
+    assert summary(status)["Reconciling"] == ("False", "Stalled")
+    assert summary(status)["Ready"][0] == "False"
+    assert status.phase is Phase.FAILED

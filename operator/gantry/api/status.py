@@ -156,6 +156,24 @@ class ModelDeploymentStatus(ApiModel):
     canary: CanaryStatus | None = None
     endpoints: Endpoints = Field(default_factory=Endpoints)
     message: str = ""
+    # What `kubectl get md` shows: what serves, not what was asked for.
+    servers: str = Field(
+        default="",
+        description="Ready model servers / desired pods over every revision (the READY "
+        "column): a pod counts once its model answers ready, not when its container starts.",
+    )
+    canary_version: str | None = Field(
+        default=None,
+        description="Model version of the canary while one is in flight (the CANARY column); "
+        "absent otherwise.",
+    )
+    canary_weight: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Desired traffic percent of the canary while one is in flight (the WEIGHT "
+        "column); absent otherwise.",
+    )
 
     def condition(self, kind: ConditionType) -> Condition | None:
         return next((c for c in self.conditions if c.type == kind), None)

@@ -78,6 +78,8 @@ class StatusInputs:
     # How long serving may stay Degraded (no GPU, a model that will not load) before
     # the status calls it Stalled: the spec's rollout.progressDeadlineSeconds.
     progress_deadline_seconds: float = 600.0
+    # Pods whose model answers ready, by Deployment (absent: none probed).
+    model_ready: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,26 @@ def _with_counts(rev: RevisionStatus | None, inputs: StatusInputs) -> RevisionSt
     if rev is None:
         return None
     obs = inputs.deployments.get(rev.deployment)
+    model_ready = inputs.model_ready.get(rev.deployment, 0)
     if obs is None:
-        return rev.model_copy(update={"replicas": 0, "ready_replicas": 0})
-    return rev.model_copy(update={"replicas": obs.replicas, "ready_replicas": obs.ready})
+        return rev.model_copy(
+            update={"replicas": 0, "ready_replicas": 0, "model_ready_replicas": model_ready}
+        )
+    return rev.model_copy(
+        update={
+            "replicas": obs.replicas,
+            "ready_replicas": obs.ready,
+            "model_ready_replicas": model_ready,
+        }
+    )
+
+
+def _servers(inputs: StatusInputs, revisions: Sequence[RevisionStatus | None]) -> str:
+    """``ready/desired`` model servers over the revisions that serve (the READY column)."""
+    names = {r.deployment for r in revisions if r is not None}
+    desired = sum(d.desired for n, d in inputs.deployments.items() if n in names)
+    ready = sum(inputs.model_ready.get(n, 0) for n in names)
+    return f"{ready}/{desired}"
 
 
 def _scheduled(s: SchedulingObservation) -> _Cond:
@@ -390,6 +409,8 @@ def build_status(
             conds[ConditionType.READY],
         )
         message = f"{worst.reason}: {worst.message}" if worst.message else worst.reason
+    in_flight = isinstance(canary, CanaryStatus) and inputs.rollout.progressing
+    flying = canary if isinstance(canary, CanaryStatus) and in_flight else None
     return ModelDeploymentStatus(
         observed_generation=inputs.generation,
         phase=phase,
@@ -402,6 +423,9 @@ def build_status(
         canary=canary if isinstance(canary, CanaryStatus) else None,
         endpoints=inputs.endpoints,
         message=message,
+        servers=_servers(inputs, [stable, flying]),
+        canary_version=flying.model_version if flying is not None else None,
+        canary_weight=flying.weight if flying is not None else None,
     )
 
 

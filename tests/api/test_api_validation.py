@@ -127,6 +127,135 @@ CANARY = {"strategy": "canary", "canary": {}}
             "Extra inputs are not permitted",
             id="unknown-field",
         ),
+        pytest.param(
+            {"resources": {"cpu": "0"}},
+            "resources.cpu",
+            "cpu must be a quantity above 0",
+            id="zero-cpu",
+        ),
+        pytest.param(
+            {"resources": {"memory": "1e3m"}},
+            "resources.memory",
+            "should match pattern",
+            id="quantity-grammar",
+        ),
+        pytest.param(
+            {"resources": {"memory": "2Ei"}},
+            "resources.memory",
+            "at most 1Ei",
+            id="quantity-too-large",
+        ),
+        pytest.param(
+            {"model": {**MODEL, "uri": "pvc://"}},
+            "model.uri",
+            "should match pattern",
+            id="pvc-without-claim",
+        ),
+        pytest.param(
+            {"model": {**MODEL, "uri": "pvc://claim/a/../b"}},
+            "model.uri",
+            "must not contain '..'",
+            id="pvc-backstep",
+        ),
+        pytest.param(
+            {"runtime": {"image": "Triton Server"}},
+            "runtime.image",
+            "should match pattern",
+            id="bad-image",
+        ),
+        pytest.param(
+            {"placement": {"tolerations": [{"key": "a", "operator": "Sometimes"}]}},
+            "placement.tolerations",
+            "[0].operator: unsupported value 'Sometimes'",
+            id="toleration-operator",
+        ),
+        pytest.param(
+            {"placement": {"tolerations": [{"operator": "Equal", "value": "x"}]}},
+            "placement.tolerations",
+            "[0].operator: operator must be Exists when key is empty",
+            id="toleration-empty-key",
+        ),
+        pytest.param(
+            {"placement": {"nodeSelector": {"-bad/key": "v"}}},
+            "placement.nodeSelector",
+            "key '-bad/key' must be a label key",
+            id="node-selector-key",
+        ),
+        pytest.param(
+            {
+                "placement": {
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [
+                                    {"matchExpressions": [{"key": "zone", "operator": "In"}]}
+                                ]
+                            }
+                        }
+                    }
+                }
+            },
+            "placement.affinity",
+            ".matchExpressions[0].values: values must be set when operator is In or NotIn",
+            id="affinity-in-without-values",
+        ),
+        pytest.param(
+            {"placement": {"affinity": {"podAffinity": {"unknown": []}}}},
+            "placement.affinity",
+            ".podAffinity.unknown: unknown field",
+            id="affinity-unknown-field",
+        ),
+        pytest.param(
+            {"placement": {"priorityClassName": "High_Priority"}},
+            "placement.priorityClassName",
+            "should match pattern",
+            id="priority-class-name",
+        ),
+        pytest.param(
+            {"scaling": {"behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 0}]}}}},
+            "scaling.behavior",
+            ".scaleUp.policies[0].periodSeconds: Required value",
+            id="hpa-policy",
+        ),
+        pytest.param(
+            {"scaling": {"metric": {"type": "cpu", "target": 0.4}}},
+            "scaling.metric",
+            "at least 1 (percent) for cpu",
+            id="cpu-target-rounds-to-zero",
+        ),
+        pytest.param(
+            {"resources": {"gpu": {"product": "NVIDIA-H100-"}}},
+            "resources.gpu.product",
+            "should match pattern",
+            id="product-not-a-label-value",
+        ),
+        pytest.param(
+            {
+                "rollout": {
+                    **CANARY,
+                    "canary": {
+                        "trafficRouting": {
+                            "type": "gatewayAPI",
+                            "parentRefs": [{"name": "gw"}, {"name": "gw", "sectionName": "a"}],
+                        }
+                    },
+                }
+            },
+            "rollout.canary.trafficRouting",
+            "must each name a different sectionName",
+            id="parent-refs-same-gateway",
+        ),
+        pytest.param(
+            {
+                "rollout": {
+                    **CANARY,
+                    "canary": {"trafficRouting": {"hostnames": ["Models.Example.com"]}},
+                }
+            },
+            "rollout.canary.trafficRouting.hostnames.0",
+            "should match pattern",
+            id="hostname-uppercase",
+        ),
     ],
 )
 def test_refusals_name_the_field(sections: dict[str, Any], location: str, message: str) -> None:
@@ -146,6 +275,69 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_names_the_bad_value() -> None:
     with pytest.raises(ValueError, match="'5 minutes' is not a duration"):
         parse_duration("5 minutes")
+
+
+def test_mig_media_extension_profile_is_a_valid_resource_name() -> None:
+    spec = ModelDeploymentSpec.model_validate(
+        {"model": MODEL, "resources": {"gpu": {"mig": {"profile": "1g.10gb+me"}}}}
+    )
+    assert spec.resources.gpu is not None
+    # As the device plugin advertises it: "+" is not allowed in a resource name.
+    assert spec.resources.gpu.resource_name == "nvidia.com/mig-1g.10gb.me"
+
+
+def test_core_types_that_the_api_server_accepts_parse() -> None:
+    spec = ModelDeploymentSpec.model_validate(
+        {
+            "model": MODEL,
+            "placement": {
+                "nodeSelector": {"topology.kubernetes.io/zone": "eu-1a"},
+                "tolerations": [
+                    {"operator": "Exists"},
+                    {"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule"},
+                    {
+                        "key": "k",
+                        "operator": "Exists",
+                        "effect": "NoExecute",
+                        "tolerationSeconds": 30,
+                    },
+                ],
+                "affinity": {
+                    "nodeAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": [
+                            {
+                                "weight": 10,
+                                "preference": {
+                                    "matchExpressions": [
+                                        {"key": "mem", "operator": "Gt", "values": ["100"]}
+                                    ]
+                                },
+                            }
+                        ]
+                    },
+                    "podAntiAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [
+                            {
+                                "topologyKey": "kubernetes.io/hostname",
+                                "labelSelector": {"matchLabels": {"app": "x"}},
+                                "matchLabelKeys": ["pod-template-hash"],
+                            }
+                        ]
+                    },
+                },
+            },
+            "scaling": {
+                "minReplicas": 1,
+                "maxReplicas": 3,
+                "behavior": {
+                    "scaleDown": {
+                        "policies": [{"type": "Percent", "value": 10, "periodSeconds": 60}]
+                    }
+                },
+            },
+        }
+    )
+    assert len(spec.placement.tolerations) == 3
 
 
 def test_wire_names_are_camel_case_and_round_trip() -> None:

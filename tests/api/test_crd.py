@@ -120,17 +120,42 @@ def test_schema_is_structural() -> None:
         assert forbidden not in text
 
 
-def test_passthroughs_and_maps() -> None:
-    spec = root_schema()["properties"]["spec"]["properties"]
-    placement = spec["placement"]["properties"]
-    assert placement["affinity"] == {
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": True,
-        "description": placement["affinity"]["description"],
-    }
-    assert placement["tolerations"]["items"]["x-kubernetes-preserve-unknown-fields"] is True
-    assert placement["nodeSelector"]["additionalProperties"] == {"type": "string"}
-    assert spec["scaling"]["properties"]["behavior"]["x-kubernetes-preserve-unknown-fields"]
+def test_passthroughs_have_real_schemas() -> None:
+    # Core types are described field by field (from the Kubernetes OpenAPI), never
+    # preserved as unknown: kubectl must be able to name the bad field.
+    spec = root_schema()["properties"]["spec"]
+    for path, node in schema_nodes(spec):
+        assert not node.get("x-kubernetes-preserve-unknown-fields"), path
+    placement = spec["properties"]["placement"]["properties"]
+    toleration = placement["tolerations"]["items"]["properties"]
+    assert toleration["operator"]["enum"] == ["Equal", "Exists"]
+    assert toleration["effect"]["enum"] == ["NoSchedule", "PreferNoSchedule", "NoExecute"]
+    node_affinity = placement["affinity"]["properties"]["nodeAffinity"]["properties"]
+    terms = node_affinity["requiredDuringSchedulingIgnoredDuringExecution"]["properties"][
+        "nodeSelectorTerms"
+    ]
+    assert terms["minItems"] == 1
+    requirement = terms["items"]["properties"]["matchExpressions"]["items"]
+    assert requirement["required"] == ["key", "operator"]
+    assert "Gt" in requirement["properties"]["operator"]["enum"]
+    assert placement["nodeSelector"]["additionalProperties"] == {"type": "string", "maxLength": 63}
+    assert placement["nodeSelector"]["x-kubernetes-validations"]
+    behavior = spec["properties"]["scaling"]["properties"]["behavior"]["properties"]
+    policy = behavior["scaleUp"]["properties"]["policies"]["items"]["properties"]
+    assert policy["type"]["enum"] == ["Pods", "Percent"]
+    assert (policy["periodSeconds"]["minimum"], policy["periodSeconds"]["maximum"]) == (1, 1800)
+
+
+def test_quantities_are_bounded_before_cel_parses_them() -> None:
+    # quantity() in CEL compares with arbitrary precision: a huge exponent must never
+    # reach it (the pattern guards the call), and the pattern bounds the exponent.
+    resources = root_schema()["properties"]["spec"]["properties"]["resources"]["properties"]
+    for name in ("cpu", "memory"):
+        node = resources[name]
+        (rule,) = node["x-kubernetes-validations"]
+        assert rule["rule"].startswith(f"!self.matches(r'{node['pattern']}') || ")
+        assert not re.search(node["pattern"], "1e100")
+        assert re.search(node["pattern"], "1e18")
 
 
 def test_descriptions_reach_kubectl_explain() -> None:
@@ -158,6 +183,11 @@ def all_rules() -> list[tuple[str, dict[str, str]]]:
     ]
 
 
+def fields_read(rule: str) -> list[str]:
+    """Fields a rule reads as ``self.<field>`` (method calls such as ``self.all(`` are not)."""
+    return re.findall(r"self\.([A-Za-z_]+)\b(?!\()", rule)
+
+
 def test_cel_rules_are_carried_and_their_field_paths_exist() -> None:
     rules = all_rules()
     messages = {r["message"] for _, r in rules}
@@ -167,7 +197,7 @@ def test_cel_rules_are_carried_and_their_field_paths_exist() -> None:
     nodes = dict(schema_nodes(root_schema()))
     for path, rule in rules:
         # Every field the rule reads as self.<field> exists in the schema of that node.
-        for field in re.findall(r"self\.([A-Za-z]+)", rule["rule"]):
+        for field in fields_read(rule["rule"]):
             assert field in nodes[path].get("properties", {}), (path, field)
         if "fieldPath" in rule:
             assert rule["fieldPath"].lstrip(".") in nodes[path]["properties"], (path, rule)
@@ -177,7 +207,7 @@ def test_lists_and_strings_read_by_cel_are_bounded() -> None:
     # The API server estimates a rule's worst-case cost from maxItems/maxLength.
     nodes = dict(schema_nodes(root_schema()))
     for path, rule in all_rules():
-        for field in re.findall(r"self\.([A-Za-z]+)", rule["rule"]):
+        for field in fields_read(rule["rule"]):
             child = nodes[f"{path}.{field}"]
             if child.get("type") == "array":
                 assert "maxItems" in child, (path, field)
@@ -230,7 +260,7 @@ def test_defaults_are_valid_unpruned_and_agree_with_pydantic() -> None:
             conforms(node["default"], node, path)
     assert found > 20
     # The API server's defaulting and pydantic's give the same object.
-    minimal = {"model": {"name": "m", "uri": "s3://b/m"}}
+    minimal = {"model": {"name": "m", "uri": "s3://bucket/m"}}
     defaulted = apply_defaults(minimal, schema)
     assert ModelDeploymentSpec.model_validate(defaulted) == ModelDeploymentSpec.model_validate(
         minimal
@@ -258,7 +288,7 @@ def apply_defaults(value: Any, node: dict[str, Any]) -> Any:
     "wire",
     [
         {
-            "model": {"name": "m", "uri": "s3://b/m"},
+            "model": {"name": "m", "uri": "s3://bucket/m"},
             "rollout": {"strategy": "canary", "canary": {}},
         },
         {

@@ -13,8 +13,19 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from gantry.api import formats as fmt
+from gantry.api.core_types import AFFINITY, ENV_VAR, HPA_BEHAVIOR, TOLERATION, CoreType
 
 GROUP = "serving.gantry.dev"
 VERSION = "v1alpha1"
@@ -26,10 +37,11 @@ SHORT_NAMES = ("md",)
 
 # Durations as Kubernetes users write them elsewhere (e.g. "30s", "1m30s", "500ms").
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-# A Kubernetes quantity ("4", "500m", "16Gi"); the API server re-checks it in the Deployment.
-QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+QUANTITY_PATTERN = fmt.QUANTITY_PATTERN
 MIG_PROFILE_PATTERN = r"^[1-9][0-9]?g\.[1-9][0-9]*gb(\+me)?$"
-MODEL_URI_PATTERN = r"^(s3|gs|https?|pvc|file)://.+"
+MODEL_URI_PATTERN = fmt.MODEL_URI_PATTERN
+# Gateway API hostnames (HTTPRoute spec.hostnames): an optional "*." wildcard, then DNS labels.
+HOSTNAME_PATTERN = rf"^(\*\.)?{fmt.DNS1123_SUBDOMAIN}$"
 DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.01-py3"
 
 _DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
@@ -48,7 +60,6 @@ def parse_duration(text: str) -> float:
 
 
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
-Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=64)]
 
 
 def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
@@ -61,6 +72,92 @@ def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str
 
 def validations(*rules: dict[str, str]) -> dict[str, Any]:
     return {"x-kubernetes-validations": list(rules)}
+
+
+class _QuantityRange:
+    """The range one resource's child accepts, as a schema Field and an AfterValidator.
+
+    The child (a container's resources, an emptyDir's sizeLimit) refuses negative
+    values; zero is refused here too, since a zero CPU or memory limit can never run a
+    model. The upper bound keeps values in the int64 range the kubelet and scheduler
+    compute with.
+    """
+
+    def __init__(self, what: str, highest: str, example: str) -> None:
+        self.highest = highest
+        self.message = f"{what} must be a quantity above 0 and at most {highest}, such as {example}"
+        self.field: Any = Field(
+            pattern=fmt.QUANTITY_PATTERN,
+            max_length=fmt.QUANTITY_MAX_LENGTH,
+            json_schema_extra=validations(
+                cel(fmt.quantity_cel("0", highest, lowest_inclusive=False), self.message)
+            ),
+        )
+        self.check = AfterValidator(self._in_range)
+
+    def _in_range(self, text: str) -> str:
+        if not fmt.quantity_in_range(text, "0", self.highest, lowest_inclusive=False):
+            raise ValueError(self.message)
+        return text
+
+
+def _validate_each(core: CoreType) -> AfterValidator:
+    def each(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        problems = [f"[{i}]{p}" for i, item in enumerate(items) for p in core.errors(item)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return items
+
+    return AfterValidator(each)
+
+
+def _label_map(labels: dict[str, str]) -> dict[str, str]:
+    for key, value in labels.items():
+        if not fmt.is_qualified_name(key):
+            raise ValueError(f"key {key!r} {fmt.QUALIFIED_NAME_MESSAGE}")
+        if not fmt.is_label_value(value):
+            raise ValueError(f"value {value!r} of {key!r} {fmt.LABEL_VALUE_MESSAGE}")
+    return labels
+
+
+_CPU = _QuantityRange("cpu", "1M", "500m or 4")
+_MEMORY = _QuantityRange("memory", "1Ei", "512Mi or 16Gi")
+_SHM = _QuantityRange("shmSize", "1Ei", "1Gi")
+CpuQuantity = Annotated[str, _CPU.field, _CPU.check]
+MemoryQuantity = Annotated[str, _MEMORY.field, _MEMORY.check]
+ShmQuantity = Annotated[str, _SHM.field, _SHM.check]
+# Core types Gantry copies into a child, with their generated and refined schemas.
+Tolerations = Annotated[
+    list[dict[str, Any]],
+    WithJsonSchema({"type": "array", "items": TOLERATION.crd_schema(), "maxItems": 64}),
+    _validate_each(TOLERATION),
+]
+Affinity = Annotated[
+    dict[str, Any], WithJsonSchema(AFFINITY.crd_schema()), AfterValidator(AFFINITY.validate)
+]
+HpaBehavior = Annotated[
+    dict[str, Any],
+    WithJsonSchema(HPA_BEHAVIOR.crd_schema()),
+    AfterValidator(HPA_BEHAVIOR.validate),
+]
+# A map copied into a pod's labels or nodeSelector: label keys to label values.
+LabelMap = Annotated[
+    dict[str, Annotated[str, Field(max_length=fmt.LABEL_VALUE_MAX)]],
+    Field(
+        max_length=64,
+        json_schema_extra=validations(
+            cel(
+                f"self.all(k, {fmt.CEL_QUALIFIED_NAME.format('k')})",
+                f"every key {fmt.QUALIFIED_NAME_MESSAGE}",
+            ),
+            cel(
+                f"self.all(k, {fmt.CEL_LABEL_VALUE.format('self[k]')})",
+                f"every value {fmt.LABEL_VALUE_MESSAGE}",
+            ),
+        ),
+    ),
+    AfterValidator(_label_map),
+]
 
 
 class ApiModel(BaseModel):
@@ -92,11 +189,13 @@ class ModelSpec(ApiModel):
     )
     uri: str = Field(
         description=(
-            "Where the model repository lives: s3://, gs://, http(s):// (fetched by an "
-            "init container into /models) or pvc://CLAIM/PATH (mounted read-only)."
+            "Where the model directory lives: s3://BUCKET[/PATH], gs://BUCKET[/PATH] or "
+            "http(s)://HOST/PATH (fetched by an init container into /models), "
+            "pvc://CLAIM[/PATH] (mounted read-only) or file:///PATH (inside the image)."
         ),
         pattern=MODEL_URI_PATTERN,
         max_length=2048,
+        json_schema_extra=validations(cel(fmt.MODEL_URI_CEL, fmt.MODEL_URI_CEL_MESSAGE)),
     )
     version: str = Field(
         default="1",
@@ -108,10 +207,29 @@ class ModelSpec(ApiModel):
         default=ModelFormat.TORCHSCRIPT, description="Serialized model format."
     )
 
+    @field_validator("uri")
+    @classmethod
+    def _no_backsteps(cls, uri: str) -> str:
+        if not fmt.model_uri_path_ok(uri):
+            raise ValueError(fmt.MODEL_URI_CEL_MESSAGE)
+        return uri
+
+
+_ENV_FIELDS = ENV_VAR.crd_schema()["properties"]
+
 
 class EnvVar(ApiModel):
-    name: str = Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=256)
-    value: str = Field(default="", max_length=32768)
+    """core/v1 EnvVar, name and value only (valueFrom is not passed to the pods)."""
+
+    # Narrower than the API server's "printable ASCII but '='": names a shell can export.
+    name: str = Field(
+        pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$",
+        max_length=256,
+        description=_ENV_FIELDS["name"]["description"],
+    )
+    value: str = Field(
+        default="", max_length=32768, description=_ENV_FIELDS["value"]["description"]
+    )
 
 
 class Ports(ApiModel):
@@ -137,7 +255,11 @@ class RuntimeSpec(ApiModel):
     )
 
     image: str = Field(
-        default=DEFAULT_TRITON_IMAGE, description="Container image.", min_length=1, max_length=512
+        default=DEFAULT_TRITON_IMAGE,
+        description="Container image reference: [REGISTRY/]REPOSITORY[:TAG][@DIGEST], the "
+        "repository in lowercase.",
+        pattern=fmt.IMAGE_PATTERN,
+        max_length=fmt.IMAGE_MAX_LENGTH,
     )
     command: list[Annotated[str, Field(max_length=4096)]] = Field(
         default_factory=list,
@@ -149,7 +271,7 @@ class RuntimeSpec(ApiModel):
     )
     env: list[EnvVar] = Field(default_factory=list, max_length=128)
     ports: Ports = Field(default_factory=Ports)
-    shm_size: Quantity = Field(
+    shm_size: ShmQuantity = Field(
         default="1Gi",
         description="Size of the memory-backed /dev/shm (Triton passes tensors through it).",
     )
@@ -196,13 +318,15 @@ class GpuSpec(ApiModel):
         default=None,
         description="Required nvidia.com/gpu.product label (GPU Feature Discovery), e.g. "
         "NVIDIA-H100-80GB-HBM3.",
-        pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]*$",
-        max_length=63,
+        # A label value (it becomes a required node affinity value), and not empty.
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+        max_length=fmt.LABEL_VALUE_MAX,
     )
     min_memory_mi_b: int | None = Field(
         default=None,
         alias="minMemoryMiB",
         ge=1,
+        le=1 << 24,
         description="Minimum nvidia.com/gpu.memory (MiB) a node's GPUs must have.",
     )
 
@@ -214,7 +338,11 @@ class GpuSpec(ApiModel):
 
     @property
     def resource_name(self) -> str:
-        return f"nvidia.com/mig-{self.mig.profile}" if self.mig else "nvidia.com/gpu"
+        if self.mig is None:
+            return "nvidia.com/gpu"
+        # The device plugin advertises profile "1g.10gb+me" as nvidia.com/mig-1g.10gb.me:
+        # "+" is not allowed in a resource name.
+        return f"nvidia.com/mig-{self.mig.profile.replace('+', '.')}"
 
     @property
     def resource_count(self) -> int:
@@ -227,27 +355,33 @@ class ResourcesSpec(ApiModel):
     """Compute per pod."""
 
     gpu: GpuSpec | None = Field(default=None, description="GPUs; omit for a CPU-only model.")
-    cpu: Quantity = Field(default="1", description="CPU request and limit.")
-    memory: Quantity = Field(default="2Gi", description="Memory request and limit.")
+    cpu: CpuQuantity = Field(default="1", description="CPU request and limit.")
+    memory: MemoryQuantity = Field(default="2Gi", description="Memory request and limit.")
 
 
 class PlacementSpec(ApiModel):
     """Scheduling constraints merged with the GPU-derived ones."""
 
-    node_selector: dict[str, str] = Field(default_factory=dict, max_length=64)
-    tolerations: list[dict[str, Any]] = Field(
+    node_selector: LabelMap = Field(
+        default_factory=dict,
+        description="Node labels the pods require (pod spec.nodeSelector): label keys to "
+        "label values.",
+    )
+    tolerations: Tolerations = Field(
         default_factory=list,
         description="Extra tolerations (core/v1 Toleration); the nvidia.com/gpu taint is "
         "tolerated automatically for GPU models.",
-        max_length=64,
-        json_schema_extra={"items": {"x-kubernetes-preserve-unknown-fields": True}},
     )
-    affinity: dict[str, Any] = Field(
+    affinity: Affinity = Field(
         default_factory=dict,
         description="core/v1 Affinity; its node affinity terms are combined with the GPU ones.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
-    priority_class_name: str | None = Field(default=None, max_length=253)
+    priority_class_name: str | None = Field(
+        default=None,
+        description="PriorityClass of the pods (a DNS subdomain).",
+        pattern=rf"^{fmt.DNS1123_SUBDOMAIN}$",
+        max_length=fmt.DNS1123_SUBDOMAIN_MAX,
+    )
 
 
 class ScalingMetricType(StrEnum):
@@ -258,13 +392,38 @@ class ScalingMetricType(StrEnum):
 
 
 class ScalingMetric(ApiModel):
+    # The HPA takes a cpu target as whole percent (rounded; 0 is refused) and the others as
+    # a quantity in thousandths (rounded; 0m is refused).
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.type == 'cpu' ? self.target >= 1.0 : self.target >= 0.001",
+                "scaling.metric.target must be at least 1 (percent) for cpu and at least "
+                "0.001 for the other metrics",
+                ".target",
+            )
+        )
+    )
+
     type: ScalingMetricType = Field(
         default=ScalingMetricType.CPU,
         description="cpu: average CPU utilization percent (resource metric); queueTimeMs, "
         "inflight, gpuUtilization: per-pod custom metrics (nv_inference_queue_duration_ms, "
         "nv_inference_pending_request_count, nv_gpu_utilization) served by a metrics adapter.",
     )
-    target: float = Field(default=80, gt=0, description="Target average value per pod.")
+    target: float = Field(
+        default=80, gt=0, le=1_000_000, description="Target average value per pod."
+    )
+
+    @model_validator(mode="after")
+    def _target_survives_rounding(self) -> ScalingMetric:
+        lowest = 1.0 if self.type is ScalingMetricType.CPU else 0.001
+        if self.target < lowest:
+            raise ValueError(
+                "scaling.metric.target must be at least 1 (percent) for cpu and at least "
+                "0.001 for the other metrics"
+            )
+        return self
 
 
 class ScalingSpec(ApiModel):
@@ -283,10 +442,9 @@ class ScalingSpec(ApiModel):
     min_replicas: int = Field(default=1, ge=1, le=1000)
     max_replicas: int = Field(default=1, ge=1, le=1000)
     metric: ScalingMetric = Field(default_factory=ScalingMetric)
-    behavior: dict[str, Any] | None = Field(
+    behavior: HpaBehavior | None = Field(
         default=None,
         description="autoscaling/v2 HorizontalPodAutoscalerBehavior, passed through.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
 
     @model_validator(mode="after")
@@ -433,9 +591,37 @@ class TrafficRoutingType(StrEnum):
 
 
 class ParentRef(ApiModel):
-    name: str = Field(max_length=253)
-    namespace: str | None = Field(default=None, max_length=63)
-    section_name: str | None = Field(default=None, max_length=253)
+    """A Gateway the HTTPRoute attaches to (Gateway API ParentReference, kind Gateway)."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Gateway.")
+    namespace: str | None = Field(
+        default=None,
+        description="Namespace of the Gateway; defaults to the ModelDeployment's.",
+        pattern=rf"^{fmt.DNS1123_LABEL}$",
+        max_length=fmt.DNS1123_LABEL_MAX,
+    )
+    section_name: str | None = Field(
+        default=None,
+        description="Listener of the Gateway to attach to.",
+        pattern=rf"^{fmt.DNS1123_SUBDOMAIN}$",
+        max_length=fmt.DNS1123_SUBDOMAIN_MAX,
+    )
+
+    @property
+    def parent(self) -> tuple[str, str]:
+        return self.name, self.namespace or ""
+
+
+# The HTTPRoute CRD's own rules on parentRefs, for Gateways (group and kind fixed).
+def _same(field: str) -> str:
+    return f"has(p1.{field}) == has(p2.{field}) && (!has(p1.{field}) || p1.{field} == p2.{field})"
+
+
+# "namespace" is a CEL keyword: a field of that name is spelled __namespace__ in a rule.
+_SAME_PARENT = f"p1.name == p2.name && {_same('__namespace__')}"
+_SECTIONS_MESSAGE = (
+    "trafficRouting.parentRefs to the same Gateway must each name a different sectionName"
+)
 
 
 class TrafficRouting(ApiModel):
@@ -445,7 +631,19 @@ class TrafficRouting(ApiModel):
                 "self.type != 'gatewayAPI' || (has(self.parentRefs) && size(self.parentRefs) > 0)",
                 "trafficRouting.parentRefs is required for gatewayAPI",
                 ".parentRefs",
-            )
+            ),
+            cel(
+                f"!has(self.parentRefs) || self.parentRefs.all(p1, self.parentRefs.all(p2, "
+                f"!({_SAME_PARENT}) || has(p1.sectionName) == has(p2.sectionName)))",
+                _SECTIONS_MESSAGE,
+                ".parentRefs",
+            ),
+            cel(
+                f"!has(self.parentRefs) || self.parentRefs.all(p1, self.parentRefs.exists_one("
+                f"p2, {_SAME_PARENT} && {_same('sectionName')}))",
+                _SECTIONS_MESSAGE,
+                ".parentRefs",
+            ),
         )
     )
 
@@ -455,14 +653,28 @@ class TrafficRouting(ApiModel):
         "gatewayAPI: exact weights on an HTTPRoute.",
     )
     parent_refs: list[ParentRef] = Field(default_factory=list, max_length=16)
-    hostnames: list[Annotated[str, Field(max_length=253)]] = Field(
-        default_factory=list, max_length=16
+    hostnames: list[
+        Annotated[str, Field(min_length=1, max_length=253, pattern=HOSTNAME_PATTERN)]
+    ] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Hostnames of the HTTPRoute (Gateway API: DNS names, '*.' wildcards).",
     )
 
     @model_validator(mode="after")
     def _gateway_needs_parent(self) -> TrafficRouting:
         if self.type is TrafficRoutingType.GATEWAY_API and not self.parent_refs:
             raise ValueError("trafficRouting.parentRefs is required for gatewayAPI")
+        return self
+
+    @model_validator(mode="after")
+    def _sections_tell_parents_apart(self) -> TrafficRouting:
+        by_parent: dict[tuple[str, str], list[str | None]] = {}
+        for ref in self.parent_refs:
+            by_parent.setdefault(ref.parent, []).append(ref.section_name)
+        for sections in by_parent.values():
+            if len(sections) > 1 and (None in sections or len(set(sections)) < len(sections)):
+                raise ValueError(_SECTIONS_MESSAGE)
         return self
 
 
@@ -523,7 +735,10 @@ class RolloutSpec(ApiModel):
     )
     canary: CanarySpec | None = None
     progress_deadline_seconds: int = Field(
-        default=600, ge=30, description="Seconds a revision may take to become available."
+        default=600,
+        ge=30,
+        le=2**31 - 1,
+        description="Seconds a revision may take to become available.",
     )
 
     @model_validator(mode="after")

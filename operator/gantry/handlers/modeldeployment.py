@@ -1,14 +1,22 @@
 """kopf handlers for ModelDeployment: thin glue from events to the reconciler.
 
-One level-based reconcile serves create, resume and update, and a resync loop
-re-runs it for every known object every ``GANTRY_RESYNC_SECONDS``: that keeps
-status truthful when pods change without a spec change and drives canary steps
-and analysis intervals. The loop is the operator's own task fed by watch events,
-not a kopf timer: kopf puts a finalizer on every object a timer serves, and a
-finalizer would block deleting a ModelDeployment (and its namespace) whenever
-the operator is not running. Children go through garbage collection; Gantry
-needs no finalizer at all. A per-object lock keeps the loop and the change
-handlers from reconciling one object at once.
+One level-based reconcile serves every case, so Gantry uses kopf only as a
+watch: a raw event handler schedules a reconcile when an object appears or its
+spec (generation) or annotations (the gates) change, never for a status-only
+change, which is usually our own write. kopf's change-detecting handlers
+(create/update/resume) would keep their progress and a whole copy of the spec in
+annotations on every object (``kubectl describe`` shows them) for a diff Gantry
+never uses.
+
+A resync loop re-runs the reconcile for every known object every
+``GANTRY_RESYNC_SECONDS``: that keeps status truthful when pods change without a
+spec change, drives canary steps and analysis intervals, and retries what
+failed. It is the operator's own task, not a kopf timer: kopf puts a finalizer
+on every object a timer serves, and a finalizer would block deleting a
+ModelDeployment (and its namespace) whenever the operator is not running.
+Children go through garbage collection; Gantry needs no finalizer at all. A
+per-object lock keeps the loop and the event-driven runs from reconciling one
+object at once, and events arriving during a run coalesce into one more run.
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import json
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -36,11 +46,6 @@ logger = logging.getLogger("gantry.handlers")
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    # Progress and diff-base live in our own annotations; the status is ours alone.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
@@ -52,6 +57,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     memo["locks"] = {}
     memo["known"] = {}
+    memo["seen"] = {}
+    memo["runs"] = {}
+    memo["dirty"] = set()
     memo["resync"] = asyncio.create_task(_resync_forever(memo))
 
 
@@ -141,25 +149,60 @@ async def _resync_forever(memo: kopf.Memo) -> None:
         await asyncio.gather(*(resync(ns, name) for ns, name in list(known)))
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL)
-async def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    namespace, name = str(body.metadata.namespace), str(body.metadata.name)
-    memo["known"][(namespace, name)] = None
-    await _reconcile(namespace, name, memo)
+def _trigger(body: Mapping[str, Any]) -> tuple[int, str]:
+    """What makes a reconcile due: the spec's generation and the annotations (gates)."""
+    meta = body.get("metadata") or {}
+    annotations = json.dumps(meta.get("annotations") or {}, sort_keys=True)
+    return int(meta.get("generation") or 0), annotations
+
+
+def _schedule(memo: kopf.Memo, namespace: str, name: str) -> None:
+    """Reconcile soon; a run already in flight runs once more instead (coalesced)."""
+    key = (namespace, name)
+    runs: dict[tuple[str, str], asyncio.Task[None]] = memo["runs"]
+    dirty: set[tuple[str, str]] = memo["dirty"]
+    running = runs.get(key)
+    if running is not None and not running.done():
+        dirty.add(key)
+        return
+    runs[key] = asyncio.create_task(_run(memo, namespace, name))
+
+
+async def _run(memo: kopf.Memo, namespace: str, name: str) -> None:
+    key = (namespace, name)
+    dirty: set[tuple[str, str]] = memo["dirty"]
+    while True:
+        dirty.discard(key)
+        try:
+            await _reconcile(namespace, name, memo)
+        except (ApiError, kopf.TemporaryError) as exc:
+            # The resync loop retries it; the error is the operator's log's to show.
+            logger.warning("reconcile of %s/%s failed: %s", namespace, name, exc)
+        except Exception:
+            logger.exception("reconcile of %s/%s crashed", namespace, name)
+        if key not in dirty:
+            return
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def track(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Keep the set of objects the resync loop visits (no finalizer involved)."""
-    meta = event["object"].get("metadata", {})
+async def track(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the objects the resync loop visits, and reconcile what changed at once."""
+    body = event["object"]
+    meta = body.get("metadata", {})
     key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
     known: dict[tuple[str, str], None] = memo["known"]
+    seen: dict[tuple[str, str], tuple[int, str]] = memo["seen"]
     if event["type"] == "DELETED":
         known.pop(key, None)
+        seen.pop(key, None)
         reconciler: Reconciler = memo["reconciler"]
         reconciler.forget(*key)
         memo["locks"].pop(f"{key[0]}/{key[1]}", None)
-    elif event["type"] in (None, "ADDED", "MODIFIED"):
-        known[key] = None
+        return
+    if event["type"] not in (None, "ADDED", "MODIFIED"):
+        return
+    known[key] = None
+    trigger = _trigger(body)
+    if seen.get(key) != trigger:
+        seen[key] = trigger
+        _schedule(memo, *key)

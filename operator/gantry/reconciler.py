@@ -39,7 +39,14 @@ from gantry.status.child_failures import (
     manifests_hash,
     record,
 )
-from gantry.status.conditions import Rollout, StatusInputs, Transition, build_status, transitions
+from gantry.status.conditions import (
+    Rollout,
+    Sizing,
+    StatusInputs,
+    Transition,
+    build_status,
+    transitions,
+)
 from gantry.status.observe import (
     DeploymentObservation,
     ModelHealth,
@@ -302,6 +309,12 @@ class Reconciler:
                 selector=selector,
                 progress_deadline_seconds=spec.rollout.progress_deadline_seconds,
                 model_ready=ready_models,
+                sizing=Sizing(
+                    autoscaled=spec.scaling.autoscaled,
+                    min_replicas=spec.scaling.min_replicas,
+                    max_replicas=spec.scaling.max_replicas,
+                    replicas=spec.replicas,
+                ),
             ),
             previous,
             now,

@@ -45,6 +45,7 @@ CONDITION_TYPES = {
     "Scheduled",
     "Progressing",
     "Degraded",
+    "ScalingActive",
 }
 PAUSE_GATE = "serving.gantry.dev/pause"
 

@@ -56,6 +56,7 @@ ORDER = [
     "Scheduled",
     "Progressing",
     "Degraded",
+    "ScalingActive",
 ]
 
 # What kube-scheduler really writes into PodScheduled.message (1.28+ format).
@@ -486,6 +487,7 @@ HEALTHY = {
     "Scheduled": ("True", "PodsScheduled"),
     "Progressing": ("False", "RolloutComplete"),
     "Degraded": ("False", "AsExpected"),
+    "ScalingActive": ("False", "FixedReplicas"),
 }
 
 

@@ -19,7 +19,7 @@ from gantry.api.status import (
     ModelDeploymentStatus,
     Phase,
 )
-from gantry.status.conditions import Rollout, StatusInputs, build_status
+from gantry.status.conditions import Rollout, Sizing, StatusInputs, build_status, transitions
 from gantry.status.observe import ModelHealth, SchedulingObservation
 from tests.status.builders import (
     CANARY_DEP,
@@ -1123,3 +1123,45 @@ def test_stalled_at_once(given: StatusInputs, reason: str) -> None:
     assert summary(status)["Reconciling"] == ("False", "Stalled")
     assert summary(status)["Ready"][0] == "False"
     assert status.phase is Phase.FAILED
+
+
+# --------------------------------------------------------------------- ScalingActive
+
+SCALING = [
+    pytest.param(Sizing(), CANARY_ROLLOUT, ("False", "FixedReplicas"), id="default"),
+    pytest.param(Sizing(replicas=3), Rollout(), ("False", "FixedReplicas"), id="fixed"),
+    pytest.param(
+        Sizing(autoscaled=True, max_replicas=4), Rollout(), ("True", "Autoscaling"), id="hpa"
+    ),
+    pytest.param(
+        Sizing(autoscaled=True, max_replicas=4, replicas=3),
+        Rollout(),
+        ("True", "ReplicasIgnored"),
+        id="kubectl-scale-on-autoscaled",
+    ),
+    pytest.param(
+        Sizing(autoscaled=True, max_replicas=4),
+        CANARY_ROLLOUT,
+        ("False", "FrozenForCanary"),
+        id="frozen-for-canary",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sizing", "rollout", "want"), SCALING)
+def test_scaling_active(sizing: Sizing, rollout: Rollout, want: tuple[str, str]) -> None:
+    status = build(replace(inputs(rollout=rollout), sizing=sizing))
+    assert summary(status)["ScalingActive"] == want
+
+
+def test_ignored_replicas_say_what_to_do_and_warn_once() -> None:
+    autoscaled = Sizing(autoscaled=True, min_replicas=1, max_replicas=4)
+    before = build(replace(inputs(), sizing=autoscaled))
+    after = build(replace(inputs(), sizing=replace(autoscaled, replicas=3)), before, now=T1)
+    message = cond(after, "ScalingActive").message
+    assert "spec.replicas=3" in message
+    assert "minReplicas=1 and maxReplicas=4" in message
+    (event,) = transitions(before, after)
+    assert (event.type, event.reason) == ("Warning", "ReplicasIgnored")
+    again = build(replace(inputs(), sizing=replace(autoscaled, replicas=3)), after, now=T1)
+    assert transitions(after, again) == []

@@ -504,7 +504,7 @@ def test_warning_order_follows_condition_order() -> None:
         Degraded=("True", "InsufficientGPU", "x"),
     )
     events = transitions(healthy_status(), current)
-    silent = {"Progressing", "Reconciling", "Stalled"}
+    silent = {"Progressing", "Reconciling", "Stalled", "ScalingActive"}
     assert [e.message.split("=")[0] for e in events] == [k for k in ORDER if k not in silent]
     assert {e.type for e in events} == {W}
 

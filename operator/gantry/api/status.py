@@ -37,6 +37,9 @@ class ConditionType(StrEnum):
     # would also do, but an explicit False tells a reader the operator looked.
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
+    # Who sizes the stable: the spec (False) or the autoscaler (True), and why a
+    # `kubectl scale` did nothing.
+    SCALING_ACTIVE = "ScalingActive"
 
 
 class ConditionStatus(StrEnum):

@@ -63,6 +63,16 @@ class Rollout:
 
 
 @dataclass(frozen=True)
+class Sizing:
+    """How the spec sizes the stable (from spec.replicas and spec.scaling)."""
+
+    autoscaled: bool = False
+    min_replicas: int = 1
+    max_replicas: int = 1
+    replicas: int | None = None  # spec.replicas, what `kubectl scale md` sets
+
+
+@dataclass(frozen=True)
 class StatusInputs:
     generation: int
     stable: RevisionStatus | None
@@ -80,6 +90,7 @@ class StatusInputs:
     progress_deadline_seconds: float = 600.0
     # Pods whose model answers ready, by Deployment (absent: none probed).
     model_ready: Mapping[str, int] = field(default_factory=dict)
+    sizing: Sizing = field(default_factory=Sizing)
 
 
 @dataclass(frozen=True)
@@ -332,6 +343,29 @@ def _reconciling(conds: Mapping[ConditionType, _Cond]) -> _Cond:
     return _Cond(ConditionType.RECONCILING, T, ready.reason, ready.message)
 
 
+def _scaling_active(inputs: StatusInputs) -> _Cond:
+    z = inputs.sizing
+    kind = ConditionType.SCALING_ACTIVE
+    if not z.autoscaled:
+        size = z.replicas if z.replicas is not None else z.min_replicas
+        source = "spec.replicas" if z.replicas is not None else "scaling.minReplicas"
+        return _Cond(kind, F, "FixedReplicas", f"{size} replica(s) from {source}")
+    if inputs.rollout.progressing:
+        # The autoscaler is removed while a canary runs: it would react to the load
+        # the canary takes and fight the weight the rollout sets.
+        text = "the stable is held at its size until the canary ends"
+        return _Cond(kind, F, "FrozenForCanary", text)
+    bounds = f"between scaling.minReplicas={z.min_replicas} and maxReplicas={z.max_replicas}"
+    if z.replicas is not None:
+        text = (
+            f"spec.replicas={z.replicas} (what kubectl scale sets) is ignored: the autoscaler "
+            f"sizes this ModelDeployment {bounds}; change those bounds instead (equal bounds "
+            "fix the size)"
+        )
+        return _Cond(kind, T, "ReplicasIgnored", text)
+    return _Cond(kind, T, "Autoscaling", f"the HorizontalPodAutoscaler sizes the stable {bounds}")
+
+
 def _phase(inputs: StatusInputs, conds: Mapping[ConditionType, _Cond]) -> Phase:
     if inputs.failure or conds[ConditionType.STALLED].status is T:
         return Phase.FAILED
@@ -384,6 +418,7 @@ def build_status(
     conds[ConditionType.READY] = _ready(inputs, conds, stable_obs)
     conds[ConditionType.STALLED] = _stalled(inputs, conds, previous, now)
     conds[ConditionType.RECONCILING] = _reconciling(conds)
+    conds[ConditionType.SCALING_ACTIVE] = _scaling_active(inputs)
     order = [
         ConditionType.READY,
         ConditionType.RECONCILING,
@@ -393,6 +428,7 @@ def build_status(
         ConditionType.SCHEDULED,
         ConditionType.PROGRESSING,
         ConditionType.DEGRADED,
+        ConditionType.SCALING_ACTIVE,
     ]
     model_ready = inputs.model.ready if inputs.model else 0
     stable = _with_counts(inputs.stable, inputs)
@@ -483,6 +519,9 @@ _SILENT = {ConditionType.PROGRESSING, ConditionType.RECONCILING}
 
 
 def _event_kind(c: Condition, old: Condition | None) -> str:
+    if c.type == ConditionType.SCALING_ACTIVE:
+        # Only a size request that was ignored needs telling; who sizes is in the status.
+        return "Warning" if c.reason == "ReplicasIgnored" else ""
     if c.type in (ConditionType.DEGRADED, ConditionType.STALLED):
         if c.status is T:
             return "Warning"

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from e2e.backing import ACCESS_TOKEN
-from e2e.cluster import REPO_ROOT, Cluster, Kubectl
+from e2e.cluster import REPO_ROOT, Cluster, Kubectl, gateway_api
 from e2e.operator_proc import OperatorProcess
 
 # Fast resync so scenarios take seconds; short probe timeouts keep dead pods cheap.
@@ -129,6 +129,21 @@ def crd_installed(kubectl: Kubectl) -> None:
         "crd/modeldeployments.serving.gantry.dev",
         "--timeout=60s",
     )
+
+
+@pytest.fixture(scope="session")
+def gateway_api_crds(kubectl: Kubectl) -> list[str]:
+    """The Gateway API CRDs (standard channel, pinned in ``e2e.cluster.gateway_api``), Established.
+
+    They stay installed: CRDs are cluster-wide, another session on the same cluster may be
+    using them, and deleting a CRD deletes every object of its kinds.
+    """
+    paths = gateway_api.crd_paths()
+    files = [arg for path in paths for arg in ("-f", str(path))]
+    kubectl("apply", "--server-side", "--force-conflicts", *files)
+    names = gateway_api.crd_names(paths)
+    kubectl("wait", "--for=condition=Established", *(f"crd/{n}" for n in names), "--timeout=60s")
+    return names
 
 
 @pytest.fixture(scope="session")

@@ -114,6 +114,7 @@ FIELDS: dict[str, list[Any]] = {
         [{"key": "example.com/a", "value": "v", "effect": "PreferNoSchedule"}],
         [{"key": "a", "operator": "Exists", "effect": ""}],
         [{"key": "a", "operator": "Exists", "tolerations": 1}],
+        [{"key": "a\n", "operator": "Exists"}],
     ],
     "placement.affinity": [
         {"nodeAffinity": {_NODE_REQUIRED: {"nodeSelectorTerms": []}}},
@@ -152,6 +153,7 @@ FIELDS: dict[str, list[Any]] = {
         {"a": ""},
         {"x" * 64: "v"},
         {"a": "x" * 64},
+        {"a": "b\n"},
     ],
     "placement.priorityClassName": ["High", "high-priority", "a_b", "a.", "x" * 254, "a.b"],
     "runtime.image": [
@@ -164,6 +166,7 @@ FIELDS: dict[str, list[Any]] = {
         "registry:5000/a/b:tag",
         f"a@sha256:{'a' * 64}",
         "",
+        "busybox\n",
     ],
     "runtime.args": [["--x"], [""], ["a b"], ["$(VAR)"], ["x" * 4097]],
     "runtime.command": [["tritonserver"], [], ["/bin/sh", "-c", "exit 0"]],

@@ -33,12 +33,13 @@ from gantry.api import formats as fmt
         ("-app", False),
         ("app-", False),
         ("ex ample", False),
+        ("app\n", False),
     ],
 )
 def test_qualified_name(value: str, valid: bool) -> None:
     assert fmt.is_qualified_name(value) is valid
     # The list pattern agrees, except that it bounds the whole key to 253 characters.
-    pattern = bool(re.search(fmt.QUALIFIED_NAME_PATTERN, value)) and len(value) <= 253
+    pattern = bool(re.fullmatch(fmt.QUALIFIED_NAME_PATTERN, value)) and len(value) <= 253
     assert pattern is (valid and len(value) <= 253)
 
 
@@ -54,11 +55,12 @@ def test_qualified_name(value: str, valid: bool) -> None:
         ("a-", False),
         ("a b", False),
         ("ä", False),
+        ("a\n", False),  # Go's $ is the end of the text, never before a newline
     ],
 )
 def test_label_value(value: str, valid: bool) -> None:
     assert fmt.is_label_value(value) is valid
-    assert bool(re.search(fmt.LABEL_VALUE_PATTERN, value)) is valid
+    assert bool(re.fullmatch(fmt.LABEL_VALUE_PATTERN, value)) is valid
 
 
 @pytest.mark.parametrize(
@@ -91,11 +93,14 @@ def test_parse_quantity(text: str, value: Decimal) -> None:
     "text",
     # Not quantities at all, or forms the CRD refuses although ParseQuantity takes them:
     # signs, and exponents long enough to make the API server compute 10^huge.
-    ["", "1.5.5", "1e3m", "1K", "1 Gi", "Gi", "e3", "-1", "+1", "1e100", "1e2147483647", "0x10"],
+    [
+        *("", "1.5.5", "1e3m", "1K", "1 Gi", "Gi", "e3", "1\n", "0x10"),
+        *("-1", "+1", "1e100", "1e2147483647"),
+    ],
 )
 def test_refused_quantities(text: str) -> None:
     assert fmt.parse_quantity(text) is None
-    assert not re.search(fmt.QUANTITY_PATTERN, text)
+    assert not re.fullmatch(fmt.QUANTITY_PATTERN, text)
 
 
 @pytest.mark.parametrize(
@@ -139,7 +144,7 @@ def test_quantity_range(text: str, inclusive: bool, inside: bool) -> None:
     ],
 )
 def test_image(image: str, valid: bool) -> None:
-    assert bool(re.search(fmt.IMAGE_PATTERN, image)) is valid
+    assert bool(re.fullmatch(fmt.IMAGE_PATTERN, image)) is valid
 
 
 @pytest.mark.parametrize(
@@ -171,6 +176,7 @@ def test_image(image: str, valid: bool) -> None:
         ("pvc://claim/a?b", False),
         ("file://relative", False),
         ("ftp://host/x", False),
+        ("s3://models\n", False),
     ],
 )
 def test_model_uri(uri: str, valid: bool) -> None:

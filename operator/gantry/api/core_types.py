@@ -160,7 +160,7 @@ def _node_selector_requirement() -> dict[str, Refinement]:
                     "values must be an integer when operator is Gt or Lt",
                     lambda r: (
                         r.get("operator") not in ("Gt", "Lt")
-                        or all(integer.match(v) for v in r.get("values") or [])
+                        or all(integer.fullmatch(v) for v in r.get("values") or [])
                     ),
                     ".values",
                 ),
@@ -415,6 +415,15 @@ _JSON_TYPES: dict[str, Callable[[Any], bool]] = {
 }
 
 
+def _go_search(pattern: str, value: str) -> bool:
+    """``pattern`` searched in ``value`` as Go does: ``$`` is the end of the text only."""
+    found = re.search(pattern, value)
+    if found is None:
+        return False
+    # Python's $ also matches before a final newline; none of the patterns admit one.
+    return not pattern.endswith("$") or found.end() == len(value)
+
+
 def _check(
     value: Any,
     node: Mapping[str, Any],
@@ -435,7 +444,7 @@ def _check(
             yield f"{where}: may not be longer than {node['maxLength']}"
         if "minLength" in node and len(value) < node["minLength"]:
             yield f"{where}: should be at least {node['minLength']} chars long"
-        if "pattern" in node and not re.search(node["pattern"], value):
+        if "pattern" in node and not _go_search(node["pattern"], value):
             yield f"{where}: should match {node['pattern']!r}"
     if _JSON_TYPES["number"](value):
         if "minimum" in node and value < node["minimum"]:

@@ -9,8 +9,10 @@ so a value refused here is one a Deployment, HPA or HTTPRoute would refuse too,
 and the reverse for everything this module calls valid.
 
 The patterns are written for three regex engines at once (Go's RE2 in the API
-server, Rust's in pydantic-core, Python's ``re`` in tests): no look-around, no
-back-references, ASCII classes spelled out instead of ``\\w`` or ``\\s``.
+server, Rust's in pydantic-core, Python's ``re`` here): no look-around, no
+back-references, ASCII classes spelled out instead of ``\\w`` or ``\\s``. Python's
+``$`` also matches before a final newline, Go's does not, so Python matches whole
+strings (``fullmatch``).
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ DNS1123_LABEL_MAX = 63
 DNS1123_SUBDOMAIN_MAX = 253
 LABEL_NAME_MAX = 63
 LABEL_VALUE_MAX = 63
-# An optional DNS-subdomain prefix, "/", and a name part.
-QUALIFIED_NAME_MAX = DNS1123_SUBDOMAIN_MAX + 1 + LABEL_NAME_MAX
 
 # As schema patterns (no CEL cost, which matters for strings deep inside lists). A label
 # key's prefix may be 253 characters on its own; the pattern bounds the name part and the
@@ -40,7 +40,6 @@ QUALIFIED_NAME_PATTERN: Final = (
 )
 LABEL_VALUE_PATTERN: Final = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 
-_DNS1123_LABEL_RE = re.compile(rf"^{DNS1123_LABEL}$")
 _DNS1123_SUBDOMAIN_RE = re.compile(rf"^{DNS1123_SUBDOMAIN}$")
 _LABEL_NAME_RE = re.compile(rf"^{_LABEL_NAME}$")
 _LABEL_VALUE_RE = re.compile(rf"^({_LABEL_NAME})?$")
@@ -48,8 +47,6 @@ _LABEL_VALUE_RE = re.compile(rf"^({_LABEL_NAME})?$")
 # The same checks as CEL: the API server's own implementations (format library, 1.31+).
 CEL_QUALIFIED_NAME: Final = "!format.qualifiedName().validate({}).hasValue()"
 CEL_LABEL_VALUE: Final = "!format.labelValue().validate({}).hasValue()"
-CEL_DNS1123_SUBDOMAIN: Final = "!format.dns1123Subdomain().validate({}).hasValue()"
-CEL_DNS1123_LABEL: Final = "!format.dns1123Label().validate({}).hasValue()"
 
 QUALIFIED_NAME_MESSAGE: Final = (
     "must be a label key: an optional DNS subdomain prefix and '/', then a name of at most "
@@ -59,22 +56,11 @@ LABEL_VALUE_MESSAGE: Final = (
     "must be a label value: empty, or at most 63 alphanumerics, '-', '_' or '.' that starts "
     "and ends alphanumeric"
 )
-DNS1123_SUBDOMAIN_MESSAGE: Final = (
-    "must be a lowercase RFC 1123 subdomain of at most 253 characters (e.g. example.com)"
-)
-DNS1123_LABEL_MESSAGE: Final = (
-    "must be a lowercase RFC 1123 label of at most 63 characters (e.g. my-name)"
-)
-
-
-def is_dns1123_label(value: str) -> bool:
-    """``content.IsDNS1123Label`` (namespaces, Gateway API namespaces)."""
-    return len(value) <= DNS1123_LABEL_MAX and bool(_DNS1123_LABEL_RE.match(value))
 
 
 def is_dns1123_subdomain(value: str) -> bool:
     """``content.IsDNS1123Subdomain`` (object names, priority classes, label key prefixes)."""
-    return len(value) <= DNS1123_SUBDOMAIN_MAX and bool(_DNS1123_SUBDOMAIN_RE.match(value))
+    return len(value) <= DNS1123_SUBDOMAIN_MAX and bool(_DNS1123_SUBDOMAIN_RE.fullmatch(value))
 
 
 def is_qualified_name(value: str) -> bool:
@@ -85,12 +71,12 @@ def is_qualified_name(value: str) -> bool:
     if len(parts) == 2 and not is_dns1123_subdomain(parts[0]):
         return False
     name = parts[-1]
-    return 0 < len(name) <= LABEL_NAME_MAX and bool(_LABEL_NAME_RE.match(name))
+    return 0 < len(name) <= LABEL_NAME_MAX and bool(_LABEL_NAME_RE.fullmatch(name))
 
 
 def is_label_value(value: str) -> bool:
     """``content.IsLabelValue``."""
-    return len(value) <= LABEL_VALUE_MAX and bool(_LABEL_VALUE_RE.match(value))
+    return len(value) <= LABEL_VALUE_MAX and bool(_LABEL_VALUE_RE.fullmatch(value))
 
 
 # -- quantities (k8s.io/apimachinery/pkg/api/resource) ----------------------------------------
@@ -109,7 +95,7 @@ _DECIMAL_SUFFIX = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T"
 _DECIMAL_SUFFIX["E"] = 18
 _BINARY_SUFFIX = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _NANO = Decimal("1e-9")
-# Enough digits for the largest value the pattern admits (99 digits and "e99"), to the nano.
+# Enough digits for any value the pattern admits (32 characters, "e99" at most), to the nano.
 _PRECISION = 256
 
 
@@ -120,7 +106,7 @@ def parse_quantity(text: str) -> Decimal | None:
     None for anything outside the pattern (including forms the API server would take,
     such as signs and long exponents, which the CRD refuses).
     """
-    match = _QUANTITY_RE.match(text)
+    match = _QUANTITY_RE.fullmatch(text)
     if match is None:
         return None
     number, suffix = match.group(1), match.group(3) or ""
@@ -207,12 +193,10 @@ def model_uri_path_ok(uri: str) -> bool:
 
 
 def is_model_uri(uri: str) -> bool:
-    return bool(_MODEL_URI_RE.match(uri)) and model_uri_path_ok(uri)
+    return bool(_MODEL_URI_RE.fullmatch(uri)) and model_uri_path_ok(uri)
 
 
 __all__ = [
-    "CEL_DNS1123_LABEL",
-    "CEL_DNS1123_SUBDOMAIN",
     "CEL_LABEL_VALUE",
     "CEL_QUALIFIED_NAME",
     "DNS1123_LABEL",
@@ -220,7 +204,6 @@ __all__ = [
     "IMAGE_PATTERN",
     "MODEL_URI_PATTERN",
     "QUANTITY_PATTERN",
-    "is_dns1123_label",
     "is_dns1123_subdomain",
     "is_label_value",
     "is_model_uri",

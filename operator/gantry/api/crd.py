@@ -49,20 +49,61 @@ _HEADER = (
     "# tests/api/test_crd.py fails when this file drifts from the models.\n"
 )
 
+# What serves, not what was asked for: READY counts model servers, VERSION is the stable's
+# model version, CANARY and WEIGHT exist only while a canary is in flight.
 _PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
-    {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
-    {"name": "Model", "type": "string", "jsonPath": ".spec.model.name"},
-    {"name": "Version", "type": "string", "jsonPath": ".spec.model.version"},
+    {
+        "name": "Phase",
+        "type": "string",
+        "jsonPath": ".status.phase",
+        "description": "Progressing, Ready, Paused, Degraded or Failed (Stalled).",
+    },
+    {
+        "name": "Ready",
+        "type": "string",
+        "jsonPath": ".status.servers",
+        "description": "Pods whose model answers ready / desired pods.",
+    },
+    {
+        "name": "Version",
+        "type": "string",
+        "jsonPath": ".status.stable.modelVersion",
+        "description": "Model version the stable revision serves.",
+    },
     {
         "name": "Canary",
-        "type": "integer",
-        "jsonPath": ".status.canary.weight",
-        "description": "Percent of traffic the canary is meant to receive.",
+        "type": "string",
+        "jsonPath": ".status.canaryVersion",
+        "description": "Model version of the canary in flight.",
     },
-    {"name": "Step", "type": "integer", "jsonPath": ".status.canary.stepIndex", "priority": 1},
+    {
+        "name": "Weight",
+        "type": "integer",
+        "jsonPath": ".status.canaryWeight",
+        "description": "Percent of traffic the canary in flight is meant to receive.",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Model",
+        "type": "string",
+        "jsonPath": ".spec.model.name",
+        "priority": 1,
+        "description": "Model name.",
+    },
+    {
+        "name": "Step",
+        "type": "integer",
+        "jsonPath": ".status.canary.stepIndex",
+        "priority": 1,
+        "description": "Index of the canary's current step.",
+    },
+    {
+        "name": "Message",
+        "type": "string",
+        "jsonPath": ".status.message",
+        "priority": 1,
+        "description": "What is going on, for humans.",
+    },
 ]
 
 
@@ -165,11 +206,24 @@ def build_crd() -> dict[str, Any]:
         "and progressive canary rollouts.",
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
+            "apiVersion": {
+                "type": "string",
+                "description": "The versioned schema of this object: serving.gantry.dev/v1alpha1.",
+            },
+            "kind": {
+                "type": "string",
+                "description": "The REST resource this object represents: ModelDeployment.",
+            },
+            # The API server allows nothing more here (not even a description).
             "metadata": {"type": "object"},
             "spec": spec_schema(),
-            "status": status_schema(),
+            "status": {
+                **status_schema(),
+                # An object the operator has not looked at yet reads as observedGeneration 0,
+                # behind metadata.generation: kstatus (Flux, kpt) then says InProgress, not
+                # Current, for a ModelDeployment just applied.
+                "default": {"observedGeneration": 0},
+            },
         },
     }
     return {

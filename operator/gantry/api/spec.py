@@ -269,7 +269,11 @@ class RuntimeSpec(ApiModel):
     args: list[Annotated[str, Field(max_length=4096)]] = Field(
         default_factory=list, description="Extra arguments appended to the server.", max_length=64
     )
-    env: list[EnvVar] = Field(default_factory=list, max_length=128)
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=128,
+        description="Extra environment variables of the server container (name and value).",
+    )
     ports: Ports = Field(default_factory=Ports)
     shm_size: ShmQuantity = Field(
         default="1Gi",
@@ -439,9 +443,19 @@ class ScalingSpec(ApiModel):
         )
     )
 
-    min_replicas: int = Field(default=1, ge=1, le=1000)
-    max_replicas: int = Field(default=1, ge=1, le=1000)
-    metric: ScalingMetric = Field(default_factory=ScalingMetric)
+    min_replicas: int = Field(
+        default=1, ge=1, le=1000, description="Fewest replicas the autoscaler may run."
+    )
+    max_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Most replicas the autoscaler may run; greater than minReplicas turns "
+        "autoscaling on (spec.replicas and kubectl scale are then ignored).",
+    )
+    metric: ScalingMetric = Field(
+        default_factory=ScalingMetric, description="The per-pod signal the autoscaler tracks."
+    )
     behavior: HpaBehavior | None = Field(
         default=None,
         description="autoscaling/v2 HorizontalPodAutoscalerBehavior, passed through.",
@@ -488,8 +502,13 @@ class CanaryStep(ApiModel):
     set_weight: int | None = Field(
         default=None, ge=0, le=100, description="Percent of traffic the canary should receive."
     )
-    pause: PauseStep | None = None
-    analysis: AnalysisStep | None = None
+    pause: PauseStep | None = Field(
+        default=None,
+        description="Hold at the current weight for a duration, or until resumed (no duration).",
+    )
+    analysis: AnalysisStep | None = Field(
+        default=None, description="Hold until this many analysis intervals succeed."
+    )
 
     @model_validator(mode="after")
     def _one_of(self) -> CanaryStep:
@@ -515,14 +534,18 @@ class LatencyCheck(ApiModel):
 
 
 class CustomCheck(ApiModel):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=63)
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        max_length=63,
+        description="Name of the check (shown in the analysis status).",
+    )
     query: str = Field(
         description="PromQL; {{selector}}, {{namespace}}, {{model}}, {{interval}} are filled in.",
         min_length=1,
         max_length=4096,
     )
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(default=None, description="Lowest passing value, if any.")
+    max: float | None = Field(default=None, description="Highest passing value, if any.")
 
 
 class AnalysisProviderType(StrEnum):
@@ -572,9 +595,16 @@ class AnalysisSpec(ApiModel):
         description="Defaults to min 0.99: without any check, a canary failing every "
         "request would pass on traffic volume alone.",
     )
-    latency: LatencyCheck | None = None
-    custom: list[CustomCheck] = Field(default_factory=list, max_length=16)
-    provider: AnalysisProvider = Field(default_factory=AnalysisProvider)
+    latency: LatencyCheck | None = Field(
+        default=None, description="Maximum mean (or quantile) request latency per interval."
+    )
+    custom: list[CustomCheck] = Field(
+        default_factory=list, max_length=16, description="Extra PromQL checks (Prometheus only)."
+    )
+    provider: AnalysisProvider = Field(
+        default_factory=AnalysisProvider,
+        description="Where metrics come from: Prometheus, or the pods' own /metrics.",
+    )
 
     @model_validator(mode="after")
     def _custom_needs_prometheus(self) -> AnalysisSpec:
@@ -652,7 +682,11 @@ class TrafficRouting(ApiModel):
         description="replicas: weight approximated by the replica ratio behind one Service; "
         "gatewayAPI: exact weights on an HTTPRoute.",
     )
-    parent_refs: list[ParentRef] = Field(default_factory=list, max_length=16)
+    parent_refs: list[ParentRef] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Gateways the HTTPRoute attaches to (required for gatewayAPI).",
+    )
     hostnames: list[
         Annotated[str, Field(min_length=1, max_length=253, pattern=HOSTNAME_PATTERN)]
     ] = Field(
@@ -700,9 +734,21 @@ class CanarySpec(ApiModel):
         )
     )
 
-    steps: list[CanaryStep] = Field(default_factory=_default_steps, min_length=1, max_length=32)
-    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
-    traffic_routing: TrafficRouting = Field(default_factory=TrafficRouting)
+    steps: list[CanaryStep] = Field(
+        default_factory=_default_steps,
+        min_length=1,
+        max_length=32,
+        description="The rollout, in order: setWeight, pause and analysis steps; after the "
+        "last step the canary is promoted.",
+    )
+    analysis: AnalysisSpec = Field(
+        default_factory=AnalysisSpec,
+        description="How each analysis interval is measured and judged.",
+    )
+    traffic_routing: TrafficRouting = Field(
+        default_factory=TrafficRouting,
+        description="How traffic is split: by replica ratio or Gateway API HTTPRoute weights.",
+    )
 
     @field_validator("steps")
     @classmethod
@@ -733,7 +779,9 @@ class RolloutSpec(ApiModel):
         default=RolloutStrategy.ROLLING,
         description="rolling: replace pods in place; canary: progressive steps with analysis.",
     )
-    canary: CanarySpec | None = None
+    canary: CanarySpec | None = Field(
+        default=None, description="Canary steps, analysis and routing (strategy canary)."
+    )
     progress_deadline_seconds: int = Field(
         default=600,
         ge=30,
@@ -763,7 +811,10 @@ class ModelDeploymentSpec(ApiModel):
         "scaling.maxReplicas > scaling.minReplicas, when an autoscaler owns it.",
     )
     scaling: ScalingSpec = Field(default_factory=ScalingSpec)
-    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    rollout: RolloutSpec = Field(
+        default_factory=RolloutSpec,
+        description="How a new revision replaces the serving one: canary or rolling.",
+    )
 
     def desired_replicas(self) -> int:
         """Replicas the operator itself would set (an autoscaler may override)."""

@@ -51,12 +51,19 @@ class ConditionStatus(StrEnum):
 class Condition(ApiModel):
     """A metav1.Condition."""
 
-    type: str
-    status: ConditionStatus
-    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
-    message: str = Field(default="", max_length=32768)
-    last_transition_time: datetime
-    observed_generation: int = Field(ge=0)
+    type: str = Field(
+        description="Ready, Reconciling, Stalled, Available, ModelReady, Scheduled, "
+        "Progressing, Degraded or ScalingActive (the README's status contract)."
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        max_length=1024,
+        description="Why, in one CamelCase word (e.g. InsufficientGPU, RolloutInProgress).",
+    )
+    message: str = Field(default="", max_length=32768, description="Why, for humans.")
+    last_transition_time: datetime = Field(description="When status last changed.")
+    observed_generation: int = Field(ge=0, description="The generation this was computed for.")
 
 
 class RevisionStatus(ApiModel):
@@ -64,11 +71,13 @@ class RevisionStatus(ApiModel):
 
     revision: str = Field(description="Hash of the pod-template inputs of the spec.")
     deployment: str = Field(description="Name of the Deployment running this revision.")
-    model_version: str = ""
-    image: str = ""
-    replicas: int = 0
-    ready_replicas: int = 0
-    model_ready_replicas: int = 0
+    model_version: str = Field(default="", description="Model version this revision serves.")
+    image: str = Field(default="", description="Serving image of this revision.")
+    replicas: int = Field(default=0, description="Pods of the Deployment.")
+    ready_replicas: int = Field(default=0, description="Pods whose containers are ready.")
+    model_ready_replicas: int = Field(
+        default=0, description="Pods whose model answers ready on its KServe v2 endpoint."
+    )
 
 
 class Verdict(StrEnum):
@@ -81,30 +90,34 @@ class Verdict(StrEnum):
 class MetricResult(ApiModel):
     """One metric of one analysis interval: enough to explain the decision."""
 
-    name: str
+    name: str = Field(description="The check: success-rate, latency-mean, a custom name...")
     query: str = Field(default="", description="The query or scrape that produced value.")
     value: float | None = Field(default=None, description="Measured value; null when no data.")
     threshold: str = Field(default="", description="E.g. '>= 0.99' or '<= 200ms'.")
-    verdict: Verdict
-    message: str = ""
+    verdict: Verdict = Field(description="Successful, Failed, Inconclusive or Error.")
+    message: str = Field(default="", description="Why, for humans.")
 
 
 class AnalysisRun(ApiModel):
     """The verdict of one interval."""
 
-    time: datetime
-    verdict: Verdict
-    request_count: float | None = None
-    metrics: list[MetricResult] = Field(default_factory=list)
+    time: datetime = Field(description="When the interval ended.")
+    verdict: Verdict = Field(description="Successful, Failed, Inconclusive or Error.")
+    request_count: float | None = Field(
+        default=None, description="Requests the canary served in the interval."
+    )
+    metrics: list[MetricResult] = Field(default_factory=list, description="Each check's result.")
 
 
 class AnalysisStatus(ApiModel):
-    successes: int = 0
-    failures: int = 0
+    successes: int = Field(default=0, description="Successful intervals of this canary.")
+    failures: int = Field(default=0, description="Failed intervals (failureLimit rolls back).")
     inconclusive: int = Field(default=0, description="Consecutive inconclusive intervals.")
     step_successes: int = Field(default=0, description="Successes within the current step.")
-    last: AnalysisRun | None = None
-    history: list[AnalysisRun] = Field(default_factory=list, max_length=10)
+    last: AnalysisRun | None = Field(default=None, description="The latest interval.")
+    history: list[AnalysisRun] = Field(
+        default_factory=list, max_length=10, description="The latest intervals, oldest first."
+    )
 
 
 class CanaryPhase(StrEnum):
@@ -117,48 +130,82 @@ class CanaryPhase(StrEnum):
 class CanaryStatus(RevisionStatus):
     """A canary in flight (or the last one, when aborted)."""
 
-    phase: CanaryPhase = CanaryPhase.PROGRESSING
+    phase: CanaryPhase = Field(
+        default=CanaryPhase.PROGRESSING, description="Progressing, Paused, Promoted or Aborted."
+    )
     reason: str = Field(
         default="",
         description="Why the phase is what it is: PauseStep, ManualPause, InconclusiveAnalysis "
         "(Paused); AnalysisFailed, ProgressDeadlineExceeded, ManualAbort (Aborted).",
         max_length=128,
     )
-    step_index: int = Field(default=0, ge=0)
-    steps_hash: str = ""
+    step_index: int = Field(
+        default=0, ge=0, description="Index of the current step (len(steps): promoting)."
+    )
+    steps_hash: str = Field(
+        default="", description="Hash of the steps; a change restarts the canary at step 0."
+    )
     weight: int = Field(default=0, ge=0, le=100, description="Desired traffic percent.")
     actual_weight: int = Field(
         default=0, ge=0, le=100, description="Traffic percent the replica ratio gives."
     )
     stable_replicas: int = Field(default=0, description="Stable size frozen at canary start.")
-    started_at: datetime | None = None
-    step_started_at: datetime | None = None
-    pause_started_at: datetime | None = None
-    last_analysis_at: datetime | None = None
-    analysis: AnalysisStatus = Field(default_factory=AnalysisStatus)
-    message: str = ""
+    started_at: datetime | None = Field(default=None, description="When the canary started.")
+    step_started_at: datetime | None = Field(
+        default=None, description="When the current step started."
+    )
+    pause_started_at: datetime | None = Field(
+        default=None, description="When the current pause started."
+    )
+    last_analysis_at: datetime | None = Field(
+        default=None, description="When the last analysis interval ended."
+    )
+    analysis: AnalysisStatus = Field(
+        default_factory=AnalysisStatus, description="The canary's analysis so far."
+    )
+    message: str = Field(default="", description="What the canary is doing, for humans.")
 
 
 class Endpoints(ApiModel):
-    http: str = ""
-    grpc: str = ""
-    metrics: str = ""
+    http: str = Field(default="", description="KServe v2 HTTP URL of the Service.")
+    grpc: str = Field(default="", description="KServe v2 gRPC address of the Service.")
+    metrics: str = Field(default="", description="Prometheus metrics URL of the Service.")
 
 
 class ModelDeploymentStatus(ApiModel):
     """Observed state of a ModelDeployment."""
 
-    observed_generation: int = 0
-    phase: Phase = Phase.PROGRESSING
-    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int = Field(
+        default=0, description="The generation of the spec this status describes."
+    )
+    phase: Phase = Field(
+        default=Phase.PROGRESSING,
+        description="Progressing (moving toward the spec), Ready (Ready=True), Paused (a "
+        "canary waits), Degraded (serving impaired, still trying) or Failed (Stalled=True).",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Reconciling, Stalled (what kubectl wait, kstatus and Argo CD read), "
+        "Available, ModelReady, Scheduled, Progressing, Degraded, ScalingActive.",
+    )
     replicas: int = Field(default=0, description="Pods of every revision (the /scale status).")
-    ready_replicas: int = 0
-    model_ready_replicas: int = 0
+    ready_replicas: int = Field(
+        default=0, description="Pods of every revision whose containers are ready."
+    )
+    model_ready_replicas: int = Field(
+        default=0, description="Stable pods whose model answers ready."
+    )
     selector: str = Field(default="", description="Label selector of all pods (for /scale).")
-    stable: RevisionStatus | None = None
-    canary: CanaryStatus | None = None
-    endpoints: Endpoints = Field(default_factory=Endpoints)
-    message: str = ""
+    stable: RevisionStatus | None = Field(
+        default=None, description="The revision that serves (after a promotion, the canary's)."
+    )
+    canary: CanaryStatus | None = Field(
+        default=None, description="The canary in flight, or the last one (Promoted, Aborted)."
+    )
+    endpoints: Endpoints = Field(
+        default_factory=Endpoints, description="Where clients reach the model."
+    )
+    message: str = Field(default="", description="What is going on, for humans.")
     # What `kubectl get md` shows: what serves, not what was asked for.
     servers: str = Field(
         default="",

@@ -43,7 +43,7 @@ def go_available() -> bool:
 
 @functools.cache
 def binary() -> Path:
-    """The CLI's path; builds it the first time (about 13 minutes on 2 cores cold, a hash
+    """The CLI's path; builds it the first time (5-13 minutes on 2 cores cold, a hash
     check afterwards)."""
     try:
         result = subprocess.run(

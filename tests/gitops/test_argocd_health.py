@@ -6,7 +6,7 @@
 ``argocd-lua`` (argo-cd v3.2.12 ``util/lua`` built by ``e2e/gitops/build.sh``), which calls
 the engine as the application controller (health) and the API server (discovery, actions) do.
 
-The first test builds the CLI (about 13 minutes on 2 cores cold, cached under
+The first test builds the CLI (5-13 minutes on 2 cores cold, cached under
 ``~/.cache/gantry/gitops``); without Go the module is skipped with that reason.
 """
 
@@ -42,8 +42,8 @@ pytestmark = [
         reason="Go is not installed: argocd-lua (Argo CD's Lua engine) is built from source "
         "by e2e/gitops/build.sh",
     ),
-    # The first test to ask for the CLI may build it cold (~13 minutes on 2 cores, longer on
-    # a loaded machine); every later test takes milliseconds.
+    # The first test to ask for the CLI may build it cold (5-13 minutes on 2 cores, by load
+    # on the machine); every later test takes milliseconds.
     pytest.mark.timeout(3600),
 ]
 

@@ -168,13 +168,28 @@ MODEL_READY_ROWS = [
         id="loading",
     ),
     pytest.param(
+        # One serves, one does not answer yet: a pod starting, not a fault (quiet).
         inputs(model=model(2, 1, "ServerUnreachable", "10.244.1.18:8000: connection refused")),
         (
             "False",
-            "ServerUnreachable",
+            "PodsStarting",
             "model ready on 1/2 pod(s): 10.244.1.18:8000: connection refused",
         ),
-        id="one-unreachable",
+        id="one-unreachable-is-starting",
+    ),
+    pytest.param(
+        inputs(model=model(2, 0, "ServerUnreachable", "10.244.1.18:8000: connection refused")),
+        (
+            "False",
+            "ServerUnreachable",
+            "model ready on 0/2 pod(s): 10.244.1.18:8000: connection refused",
+        ),
+        id="none-answers-is-unreachable",
+    ),
+    pytest.param(
+        inputs(model=model(2, 1, "ModelLoadFailed", "failed to load")),
+        ("False", "ModelLoadFailed", "model ready on 1/2 pod(s): failed to load"),
+        id="load-failure-is-never-starting",
     ),
     pytest.param(
         inputs(model=MODEL_LOAD_FAILED),

@@ -28,6 +28,7 @@ from tests.status.builders import (
     T0,
     T1,
     build,
+    cond,
     condition,
     fresh_inputs,
     healthy_status,
@@ -514,3 +515,13 @@ def test_stable_deployment_name_in_deadline_events() -> None:
     previous = build(inputs(), now=T0)
     events = transitions(previous, build(inputs(dead), previous, now=T1))
     assert warn("ProgressDeadlineExceeded", f"Degraded=True: {STABLE_DEP}: timed out") in events
+
+
+def test_a_scale_up_pod_starting_makes_no_warning() -> None:
+    """The issue's measured case: a plain scale-up emitted two Warnings (ModelReady, Ready)."""
+    previous = build(inputs(), now=T0)
+    starting = model(3, 2, "ServerUnreachable", "10.244.1.19:8000: connection refused")
+    scaled = build(inputs(observed(desired=3, ready=3), model=starting), previous, now=T1)
+    assert cond(scaled, "ModelReady").reason == "PodsStarting"
+    assert cond(scaled, "Ready").reason == "PodsStarting"
+    assert [e for e in transitions(previous, scaled) if e.type == W] == []

@@ -180,12 +180,23 @@ def _model_ready(model: ModelHealth | None, ready_pods: int) -> _Cond:
             "ModelReady",
             f"model ready on {model.ready}/{model.probed} pod(s)",
         )
+    reason = model.reason or "ModelUnavailable"
+    if model.ready > 0 and reason in _STARTING_REASONS:
+        # Some pods serve and the rest are not answering yet: a scale-up or surge pod
+        # whose server or model is still starting, normal life rather than a fault.
+        reason = "PodsStarting"
     return _Cond(
         ConditionType.MODEL_READY,
         F,
-        model.reason or "ModelUnavailable",
+        reason,
         f"model ready on {model.ready}/{model.probed} pod(s): {model.message}".rstrip(": "),
     )
+
+
+# Probe reasons a starting pod gives before its model serves (a load failure is not one).
+_STARTING_REASONS = frozenset(
+    {"ServerUnreachable", "ServerNotReady", "ModelLoading", "ModelUnavailable"}
+)
 
 
 def _progressing(inputs: StatusInputs, stable: DeploymentObservation | None) -> _Cond:
@@ -508,6 +519,7 @@ _WARN_ON_LOSS = {ConditionType.READY, ConditionType.AVAILABLE, ConditionType.MOD
 # Ready goes False for these on every edit, canary and scale-up: normal life.
 _QUIET_REASONS = {
     "ScalingUp",
+    "PodsStarting",
     "RolloutInProgress",
     "CanaryPaused",
     "ReplicasUpdating",

@@ -23,6 +23,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from e2e.gitops import tool
+
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "build.sh"
 REPO = HERE.parent.parent
@@ -46,19 +48,9 @@ def binary() -> Path:
     """The CLI's path; builds it the first time (5-13 minutes on 2 cores cold, a hash
     check afterwards)."""
     try:
-        result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
-            stdout=subprocess.PIPE,
-            text=True,
-            check=True,
-            timeout=3600,  # a cold module download and build of ~1,400 packages; bounded
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-        raise ArgoCDError(f"{BUILD_SCRIPT} failed: {err}") from err
-    path = Path(result.stdout.strip().splitlines()[-1]) / "argocd-lua"
-    if not path.is_file():
-        raise ArgoCDError(f"{BUILD_SCRIPT} reported {path.parent}, which has no argocd-lua")
-    return path
+        return tool.build(BUILD_SCRIPT, "argocd-lua", timeout=3600)
+    except tool.ToolBuildError as err:
+        raise ArgoCDError(str(err)) from err
 
 
 def run(*args: str, obj: dict[str, Any] | None = None, directory: Path = CUSTOMIZATION) -> Any:

@@ -15,6 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from e2e.gitops import tool
+
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build-kstatus.sh"
 
 STATUSES = frozenset({"Current", "InProgress", "Failed", "Terminating", "NotFound", "Unknown"})
@@ -29,19 +31,9 @@ def binary() -> Path:
     """The helper's path; builds it the first time (about 30 s on 2 cores with a warm module
     cache, a no-op afterwards)."""
     try:
-        result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
-            stdout=subprocess.PIPE,
-            text=True,
-            check=True,
-            timeout=1200,  # a cold module download and build; bounded all the same
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-        raise KstatusError(f"{BUILD_SCRIPT} failed: {err}") from err
-    path = Path(result.stdout.strip().splitlines()[-1]) / "kstatus"
-    if not path.is_file():
-        raise KstatusError(f"{BUILD_SCRIPT} reported {path.parent}, which has no kstatus")
-    return path
+        return tool.build(BUILD_SCRIPT, "kstatus", timeout=1200)
+    except tool.ToolBuildError as err:
+        raise KstatusError(str(err)) from err
 
 
 def compute(obj: dict[str, Any]) -> tuple[str, str]:

@@ -33,20 +33,11 @@ from tests.reconciler.reconcile_env import (
     settle,
     spec,
 )
+from tests.status.builders import ORDER
 
 pytestmark = pytest.mark.timeout(30)
 
-CONDITION_TYPES = {
-    "Ready",
-    "Reconciling",
-    "Stalled",
-    "Available",
-    "ModelReady",
-    "Scheduled",
-    "Progressing",
-    "Degraded",
-    "ScalingActive",
-}
+CONDITION_TYPES = set(ORDER)
 PAUSE_GATE = "serving.gantry.dev/pause"
 
 

@@ -214,6 +214,9 @@ class Reconciler:
         )
         # The last refused write of each ModelDeployment's children (for backoff).
         self._failures: dict[str, ChildFailure] = {}
+        # Each child's generation right after our last apply, by owner and child uid: a
+        # child whose applied-hash and generation both still match needs no apply.
+        self._applied: dict[str, dict[str, Any]] = {}
 
     async def close(self) -> None:
         await self.analysis.close()
@@ -221,6 +224,7 @@ class Reconciler:
 
     def forget(self, namespace: str, name: str) -> None:
         self._failures.pop(f"{namespace}/{name}", None)
+        self._applied.pop(f"{namespace}/{name}", None)
         self.analysis.forget(f"{namespace}/{name}")
         self.metrics.forget(namespace, name)
 
@@ -463,8 +467,12 @@ class Reconciler:
                 return self._fail(key, FailureKind.CONFLICT, conflict, digest, 0, now)
             for manifest in children:
                 name = manifest["metadata"]["name"]
+                stamped = stamp_applied(manifest)
+                if self._unchanged(key, stamped, owned.get((manifest["kind"], name))):
+                    continue
                 with _refusal(manifest["kind"], owner.namespace, name):
-                    await self.kube.apply(manifest)
+                    applied = await self.kube.apply(stamped)
+                self._remember_applied(key, applied)
             observed = {o.name: o for o in map(observe_deployment, deployments)}
             for dep in plan.deployments:
                 current = observed.get(dep.name)
@@ -487,6 +495,29 @@ class Reconciler:
         await self._collect_garbage(owner, keep, owned)
         self._failures.pop(key, None)
         return None
+
+    def _unchanged(self, key: str, stamped: Manifest, current: OwnedChild | None) -> bool:
+        """Whether ``current`` already is what applying ``stamped`` would make it.
+
+        The hash annotation says the manifest is the one last applied; the
+        generation, unchanged since that apply, says nobody edited the spec since
+        (a ``kubectl edit`` bumps it, and the next reconcile applies again). After
+        an operator restart nothing is remembered, so each child is applied once.
+        """
+        if current is None:
+            return False
+        meta = current.obj.get("metadata") or {}
+        want = stamped["metadata"]["annotations"][APPLIED_ANNOTATION]
+        if (meta.get("annotations") or {}).get(APPLIED_ANNOTATION) != want:
+            return False
+        seen = self._applied.get(key, {})
+        uid = str(meta.get("uid"))
+        return uid in seen and seen[uid] == meta.get("generation")
+
+    def _remember_applied(self, key: str, applied: Manifest) -> None:
+        meta = applied.get("metadata") or {}
+        if meta.get("uid"):
+            self._applied.setdefault(key, {})[str(meta["uid"])] = meta.get("generation")
 
     def _fail(
         self, key: str, kind: FailureKind, message: str, digest: str, status: int, now: datetime
@@ -623,6 +654,17 @@ def _refusal(kind: str, namespace: str, name: str) -> Iterator[None]:
             raise ChildWriteError(FailureKind.KIND_NOT_INSTALLED, text, exc.status) from exc
         text = describe_refusal(kind, namespace, name, exc.status, exc.message)
         raise ChildWriteError(FailureKind.REJECTED, text, exc.status) from exc
+
+
+APPLIED_ANNOTATION = "serving.gantry.dev/applied"
+
+
+def stamp_applied(manifest: Manifest) -> Manifest:
+    """``manifest`` with a hash of itself in an annotation, so an unchanged one is not resent."""
+    digest = manifests_hash([manifest])
+    meta = manifest["metadata"]
+    annotations = {**(meta.get("annotations") or {}), APPLIED_ANNOTATION: digest}
+    return {**manifest, "metadata": {**meta, "annotations": annotations}}
 
 
 def _refuse_unknown_gates(outcome: Outcome, body: Mapping[str, Any]) -> Outcome:

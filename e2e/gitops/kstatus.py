@@ -44,7 +44,9 @@ def compute(obj: dict[str, Any]) -> tuple[str, str]:
     """
     result = subprocess.run(
         [str(binary())],
-        input=json.dumps(obj),
+        # Newline-terminated: apimachinery's YAML reader drops a last line of exactly 4096
+        # bytes (its buffer size) that has no newline, and answers "no object".
+        input=json.dumps(obj) + "\n",
         capture_output=True,
         text=True,
         timeout=30,

@@ -15,14 +15,18 @@ real answer. The rules, from cli-utils' pkg/kstatus/status (generic.go, status.g
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from e2e.cluster import REPO_ROOT
 from e2e.gitops import kstatus
+from e2e.gitops.contract import EXPECT
 from gantry.api.status import ModelDeploymentStatus
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC).isoformat().replace("+00:00", "Z")
@@ -235,3 +239,31 @@ def test_more_than_one_object_is_refused() -> None:
 
 def test_binary_is_found_once_per_process() -> None:
     assert kstatus.binary() is kstatus.binary()
+
+
+RECORDED = sorted(
+    (REPO_ROOT / "argocd" / "serving.gantry.dev" / "ModelDeployment" / "testdata").glob(
+        "recorded-*.yaml"
+    )
+)
+
+
+@pytest.mark.parametrize("path", RECORDED, ids=lambda p: p.stem)
+def test_recorded_objects_read_as_the_contract_says(path: Path) -> None:
+    """Objects recorded from real e2e runs: kstatus agrees with the contract for each state."""
+    obj = yaml.safe_load(path.read_text())
+    want = EXPECT[path.stem.removeprefix("recorded-")]
+    assert kstatus.compute(obj)[0] == want.kstatus
+
+
+def test_every_state_of_the_contract_was_recorded() -> None:
+    assert {p.stem.removeprefix("recorded-") for p in RECORDED} == set(EXPECT)
+
+
+def test_an_object_of_exactly_one_buffer_is_read() -> None:
+    """A JSON line of exactly 4096 bytes once read as "no object" (apimachinery's reader)."""
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+    pad = 4096 - len(json.dumps({**obj, "data": {"k": ""}}))
+    obj["data"] = {"k": "x" * pad}
+    assert len(json.dumps(obj)) == 4096
+    assert kstatus.compute(obj)[0] == "Current"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gantry.kube.client import APPLY_CONTENT_TYPE
@@ -13,6 +15,7 @@ from tests.reconciler.reconcile_env import (
     NAME,
     SERVICES,
     Env,
+    md,
     reconcile_env,
     settle,
     spec,
@@ -33,12 +36,49 @@ async def steady(env: Env) -> int:
     return len(env.fake.log)
 
 
-async def test_an_unchanged_child_is_not_applied_again() -> None:
-    async with reconcile_env() as env:
+COLLECTIONS = {
+    "services",
+    "deployments",
+    "pods",
+    "horizontalpodautoscalers",
+    "poddisruptionbudgets",
+    "httproutes",
+}
+
+
+@pytest.mark.parametrize(
+    ("spec_", "kinds"),
+    [
+        pytest.param(spec(), {"services", "deployments"}, id="service-and-deployment"),
+        pytest.param(
+            spec(replicas=3),
+            {"services", "deployments", "poddisruptionbudgets"},
+            id="with-pdb",
+        ),
+        pytest.param(
+            spec(scaling={"minReplicas": 2, "maxReplicas": 4}),
+            {"services", "deployments", "poddisruptionbudgets", "horizontalpodautoscalers"},
+            id="with-hpa-and-pdb",
+        ),
+    ],
+)
+async def test_an_unchanged_child_is_not_applied_again(
+    spec_: dict[str, Any], kinds: set[str]
+) -> None:
+    async with reconcile_env(md(spec_)) as env:
         since = await steady(env)
+        applied = {
+            r.path.split("/")[-2]
+            for r in env.fake.log[:since]
+            if r.content_type == APPLY_CONTENT_TYPE
+        }
+        assert applied == kinds
         await env.reconcile()
         await env.reconcile()
         assert applies(env, since) == []
+        # Nothing is looked up by name either: every child came from the owned lists.
+        gets = [r.path for r in env.fake.log[since:] if r.method == "GET" and r.path != MD_PATH]
+        assert [p for p in gets if p.rsplit("/", 1)[1] not in COLLECTIONS] == [], gets
         stamp = env.fake.objects[f"{SERVICES}/{NAME}"]["metadata"]["annotations"]
         assert len(stamp[APPLIED_ANNOTATION]) == 16
 

@@ -234,6 +234,20 @@ def test_contract_through_create_scale_canary_promote_and_rollback(
 
             kubectl("annotate", FULL_NAME, name, "-n", ns, "serving.gantry.dev/resume=true")
             revision = canary_revision(md) or ""
+
+            def analysing(md: dict[str, Any]) -> bool:
+                canary = md["status"].get("canary") or {}
+                current = md["status"]["observedGeneration"] == md["metadata"]["generation"]
+                at_analysis = (
+                    canary.get("phase") == "Progressing"
+                    and canary.get("stepIndex") == len(STEPS) - 1
+                )
+                return current and (at_analysis or promoted_to(lambda: revision)(md))
+
+            md = sc.wait_md(analysing, timeout=90, what="the analysis step")
+            if not promoted_to(lambda: revision)(md):  # one interval may pass between polls
+                judge(kubectl, md, "canary-analysis")
+                assert not waiter.done(), "kubectl wait returned during the analysis step"
             md = sc.wait_md(promoted_to(lambda: revision), timeout=120, what="v2 promoted")
             promoted_at = time.monotonic()
             wait_for(waiter.done, timeout=60, what="kubectl wait to return after promotion")

@@ -32,6 +32,9 @@ EXPECT: dict[str, Expect] = {
     "canary-step": Expect(
         "Progressing", ("False", "RolloutInProgress"), "True", "False", "InProgress", "Progressing"
     ),
+    "canary-analysis": Expect(
+        "Progressing", ("False", "RolloutInProgress"), "True", "False", "InProgress", "Progressing"
+    ),
     "canary-paused": Expect(
         "Paused", ("False", "CanaryPaused"), "True", "False", "InProgress", "Suspended"
     ),

@@ -90,9 +90,13 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    task: asyncio.Task[None] | None = memo.get("resync")
-    if task is not None:
+    # The resync loop and any event-driven run still in flight stop before the client
+    # they use is closed under them.
+    runs: dict[tuple[str, str], asyncio.Task[None]] = memo.get("runs") or {}
+    tasks = [t for t in (memo.get("resync"), *runs.values()) if t is not None]
+    for task in tasks:
         task.cancel()
+    for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     reconciler: Reconciler | None = memo.get("reconciler")

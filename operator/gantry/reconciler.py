@@ -287,7 +287,7 @@ class Reconciler:
             measurement = await self._measure(owner, spec, decision.canary, pods, now)
             decision = decide_with(dataclasses.replace(observations, measurement=measurement))
 
-        failure = await self._apply(owner, spec, decision.plan, deployments, now)
+        failure = await self._apply(owner, spec, decision.plan, observed, deployments, now)
         if failure is not None:
             if failure.reportable:
                 return self._report_failure(
@@ -443,6 +443,7 @@ class Reconciler:
         owner: Owner,
         spec: ModelDeploymentSpec,
         plan: ServingPlan,
+        observed: Mapping[str, DeploymentObservation],
         deployments: Sequence[Manifest],
         now: datetime,
     ) -> ChildFailure | None:
@@ -473,7 +474,6 @@ class Reconciler:
                 with _refusal(manifest["kind"], owner.namespace, name):
                     applied = await self.kube.apply(stamped)
                 self._remember_applied(key, applied)
-            observed = {o.name: o for o in map(observe_deployment, deployments)}
             for dep in plan.deployments:
                 current = observed.get(dep.name)
                 if dep.replicas is None or (
@@ -575,13 +575,8 @@ class Reconciler:
             kind, name = manifest["kind"], manifest["metadata"]["name"]
             if (kind, name) in owned:
                 continue
-            res = resource_of(manifest)
-            try:
-                existing = await self.kube.get(res, name, owner.namespace)
-            except ApiError as exc:
-                if exc.not_found:
-                    continue
-                raise
+            # None also when the kind is not served here: the apply then says so.
+            existing = await self.kube.get(resource_of(manifest), name, owner.namespace)
             if existing is not None and not _owned_by(existing, owner):
                 return describe_conflict(kind, owner.namespace, name, _holder(existing))
         return None
@@ -739,10 +734,8 @@ def _rollout_summary(decision: Decision) -> Rollout:
             degraded_reason=canary.reason or "RolledBack",
             degraded_message=canary.message,
         )
-    paused = canary is not None and canary.phase is CanaryPhase.PAUSED
     return Rollout(
         progressing=decision.progressing,
         message=decision.message,
-        paused=paused,
-        paused_reason=canary.reason if canary is not None and paused else "",
+        paused=canary is not None and canary.phase is CanaryPhase.PAUSED,
     )

@@ -1038,7 +1038,7 @@ COLUMNS = [
                 observed(desired=3),
                 canary_observed(desired=1, ready=0),
                 canary=canary_rev(weight=50, model_version="4"),
-                rollout=Rollout(progressing=True, paused=True, paused_reason="PauseStep"),
+                rollout=Rollout(progressing=True, paused=True),
             ),
             model_ready={STABLE_DEP: 3},
         ),
@@ -1076,7 +1076,7 @@ def test_printer_column_fields(
 
 
 def test_paused_canary_is_phase_paused_and_ready_false() -> None:
-    paused = Rollout(progressing=True, paused=True, paused_reason="ManualPause", message="held")
+    paused = Rollout(progressing=True, paused=True, message="held")
     status = build(inputs(canary=canary_rev(), rollout=paused))
     assert status.phase is Phase.PAUSED
     assert summary(status)["Ready"] == ("False", "CanaryPaused")

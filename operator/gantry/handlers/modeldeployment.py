@@ -115,19 +115,29 @@ async def _reconcile(namespace: str, name: str, memo: kopf.Memo) -> bool:
     reconciler: Reconciler = memo["reconciler"]
     locks: dict[str, asyncio.Lock] = memo["locks"]
     async with locks.setdefault(f"{namespace}/{name}", asyncio.Lock()):
-        try:
-            # Read afresh under the lock: a watch event's copy may predate a status
-            # just written by the other path, and deciding from it would replay a step.
-            body = await reconciler.kube.get(kinds.MODEL_DEPLOYMENT, name, namespace)
-            if body is None:
-                return False
-            now = datetime.datetime.now(datetime.UTC)
-            outcome = await reconciler.reconcile(body, now=now)
-            await write_outcome(reconciler.kube, body, outcome, now=now)
-        except ApiError as exc:
-            if exc.retryable:
-                raise kopf.TemporaryError(str(exc), delay=2) from exc
-            raise
+        # Read afresh under the lock: a watch event's copy may predate a status
+        # just written by the other path, and deciding from it would replay a step.
+        body = await reconciler.kube.get(kinds.MODEL_DEPLOYMENT, name, namespace)
+        if body is None:
+            return False
+        now = datetime.datetime.now(datetime.UTC)
+        outcome = await reconciler.reconcile(body, now=now)
+        await write_outcome(reconciler.kube, body, outcome, now=now)
+    return True
+
+
+async def _reconcile_logged(namespace: str, name: str, memo: kopf.Memo) -> bool:
+    """:func:`_reconcile` for the operator's own tasks: a failure is logged, not raised.
+
+    The resync loop retries whatever failed, and one object's bug must not stop any
+    other object's reconcile. False only when the object no longer exists.
+    """
+    try:
+        return await _reconcile(namespace, name, memo)
+    except ApiError as exc:
+        logger.warning("reconcile of %s/%s failed: %s", namespace, name, exc)
+    except Exception:
+        logger.exception("reconcile of %s/%s crashed", namespace, name)
     return True
 
 
@@ -139,14 +149,8 @@ async def _resync_forever(memo: kopf.Memo) -> None:
 
     async def resync(namespace: str, name: str) -> None:
         async with gate:
-            try:
-                if not await _reconcile(namespace, name, memo):
-                    known.pop((namespace, name), None)  # deleted; the watch says so too
-            except (ApiError, kopf.TemporaryError) as exc:
-                logger.warning("resync of %s/%s failed: %s", namespace, name, exc)
-            except Exception:
-                # One object's bug must not stop every other object's resync.
-                logger.exception("resync of %s/%s crashed", namespace, name)
+            if not await _reconcile_logged(namespace, name, memo):
+                known.pop((namespace, name), None)  # deleted; the watch says so too
 
     while True:
         await asyncio.sleep(RESYNC_SECONDS)
@@ -177,13 +181,7 @@ async def _run(memo: kopf.Memo, namespace: str, name: str) -> None:
     dirty: set[tuple[str, str]] = memo["dirty"]
     while True:
         dirty.discard(key)
-        try:
-            await _reconcile(namespace, name, memo)
-        except (ApiError, kopf.TemporaryError) as exc:
-            # The resync loop retries it; the error is the operator's log's to show.
-            logger.warning("reconcile of %s/%s failed: %s", namespace, name, exc)
-        except Exception:
-            logger.exception("reconcile of %s/%s crashed", namespace, name)
+        await _reconcile_logged(namespace, name, memo)
         if key not in dirty:
             return
 

@@ -50,14 +50,12 @@ class Rollout:
     Attributes:
         progressing: A canary is in flight (stepping, analysing or paused).
         paused: That canary waits (a pause step, the pause gate, inconclusive data).
-        paused_reason: Why it waits (PauseStep, ManualPause, InconclusiveAnalysis).
         degraded_reason: The last canary was rolled back (AnalysisFailed, ...).
     """
 
     progressing: bool = False
     message: str = ""
     paused: bool = False
-    paused_reason: str = ""
     degraded_reason: str = ""
     degraded_message: str = ""
 
@@ -279,8 +277,7 @@ def _ready(
     # The stable serves, but the spec's generation is not done: a canary in flight,
     # a revision rolling, a scale-up. kubectl wait and GitOps must keep waiting.
     if inputs.rollout.paused:
-        reason = "CanaryPaused"
-        return _Cond(ConditionType.READY, F, reason, inputs.rollout.message)
+        return _Cond(ConditionType.READY, F, "CanaryPaused", inputs.rollout.message)
     if inputs.rollout.progressing:
         return _Cond(ConditionType.READY, F, "RolloutInProgress", inputs.rollout.message)
     progressing = conds[ConditionType.PROGRESSING]

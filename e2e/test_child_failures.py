@@ -36,10 +36,17 @@ def warnings(kubectl: Kubectl, namespace: str, name: str) -> list[dict[str, Any]
     return items
 
 
-def degraded_with(kubectl: Kubectl, namespace: str, name: str, reason: str) -> dict[str, Any]:
-    md = get_md(kubectl, namespace, name)
-    cond = condition(md, "Degraded")
-    return md if cond.get("status") == "True" and cond.get("reason") == reason else {}
+def wait_degraded(
+    kubectl: Kubectl, namespace: str, name: str, reason: str, *, timeout: float
+) -> dict[str, Any]:
+    """The ModelDeployment once it is Degraded for ``reason`` (bounded wait)."""
+
+    def degraded() -> dict[str, Any]:
+        md = get_md(kubectl, namespace, name)
+        cond = condition(md, "Degraded")
+        return md if cond.get("status") == "True" and cond.get("reason") == reason else {}
+
+    return wait_for(degraded, timeout=timeout, what=f"Degraded={reason} on {name}")
 
 
 @pytest.fixture
@@ -136,11 +143,7 @@ def test_child_refused_by_admission_is_reported_once_and_backed_off(
     wait_for(refused, timeout=30, what="the admission policy to be enforced")
 
     kubectl.apply(cpu_model("tiny"), namespace=namespace)
-    md = wait_for(
-        lambda: degraded_with(kubectl, namespace, "tiny", "ChildRejected"),
-        timeout=60,
-        what="Degraded=ChildRejected",
-    )
+    md = wait_degraded(kubectl, namespace, "tiny", "ChildRejected", timeout=60)
     assert md["status"]["phase"] == "Failed"
     message = condition(md, "Degraded")["message"]
     assert message.startswith(f"Deployment {namespace}/tiny refused by the API server (422)")
@@ -181,11 +184,7 @@ def test_users_service_is_never_taken_or_deleted(kubectl: Kubectl, namespace: st
     kubectl.apply(users_service("tiny"), namespace=namespace)
     kubectl.apply(cpu_model("tiny"), namespace=namespace)
 
-    md = wait_for(
-        lambda: degraded_with(kubectl, namespace, "tiny", "ChildConflict"),
-        timeout=30,
-        what="Degraded=ChildConflict",
-    )
+    md = wait_degraded(kubectl, namespace, "tiny", "ChildConflict", timeout=30)
     assert md["status"]["phase"] == "Failed"
     assert condition(md, "Degraded")["message"].startswith(
         f"Service {namespace}/tiny already exists and is not controlled by this ModelDeployment"
@@ -222,11 +221,7 @@ def test_colliding_modeldeployments_the_second_says_so(kubectl: Kubectl, namespa
 
     # A second ModelDeployment named like m1's canary Deployment wants that name.
     kubectl.apply(cpu_model(taken), namespace=namespace)
-    md = wait_for(
-        lambda: degraded_with(kubectl, namespace, taken, "ChildConflict"),
-        timeout=30,
-        what="Degraded=ChildConflict on the second ModelDeployment",
-    )
+    md = wait_degraded(kubectl, namespace, taken, "ChildConflict", timeout=30)
     assert "is controlled by ModelDeployment m1" in condition(md, "Degraded")["message"]
     dep = kubectl.json("get", "deployment", taken, "-n", namespace)
     (ref,) = dep["metadata"]["ownerReferences"]
@@ -243,11 +238,7 @@ def test_pods_the_replicaset_cannot_create_are_reported(kubectl: Kubectl, namesp
     kubectl.apply(quota, namespace=namespace)
     kubectl.apply(cpu_model("tiny"), namespace=namespace)
 
-    md = wait_for(
-        lambda: degraded_with(kubectl, namespace, "tiny", "FailedCreate"),
-        timeout=60,
-        what="Degraded=FailedCreate",
-    )
+    md = wait_degraded(kubectl, namespace, "tiny", "FailedCreate", timeout=60)
     assert md["status"]["phase"] == "Degraded"
     available = condition(md, "Available")
     assert (available["status"], available["reason"]) == ("False", "FailedCreate")

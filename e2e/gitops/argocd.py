@@ -1,7 +1,7 @@
 """What Argo CD says of a ModelDeployment: its health and its resource actions.
 
 Runs ``argocd-lua``, Argo CD v3.2.12's own Lua engine (``util/lua``) wrapped in a small CLI
-built by ``e2e/gitops/build.sh`` (cached outside the repository), over Gantry's resource
+built by ``e2e/gitops/build.sh argocd`` (cached outside the repository), over Gantry's resource
 customization in ``argocd/serving.gantry.dev/ModelDeployment``. The first call in a process
 builds the CLI or finds it built; later calls reuse that path::
 
@@ -26,7 +26,6 @@ from typing import Any
 from e2e.gitops import tool
 
 HERE = Path(__file__).resolve().parent
-BUILD_SCRIPT = HERE / "build.sh"
 REPO = HERE.parent.parent
 CUSTOMIZATION = REPO / "argocd" / "serving.gantry.dev" / "ModelDeployment"
 
@@ -48,7 +47,7 @@ def binary() -> Path:
     """The CLI's path; builds it the first time (5-13 minutes on 2 cores cold, a hash
     check afterwards)."""
     try:
-        return tool.build(BUILD_SCRIPT, "argocd-lua", timeout=3600)
+        return tool.build("argocd", "argocd-lua", timeout=3600)
     except tool.ToolBuildError as err:
         raise ArgoCDError(str(err)) from err
 

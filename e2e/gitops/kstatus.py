@@ -1,6 +1,6 @@
 """What kstatus (sigs.k8s.io/cli-utils, the health library of Flux and kpt) says of an object.
 
-Runs the Go helper built by ``e2e/gitops/build-kstatus.sh`` (cached outside the repository);
+Runs the Go helper built by ``e2e/gitops/build.sh kstatus`` (cached outside the repository);
 the first call in a process builds it or finds it built, later calls reuse that path::
 
     from e2e.gitops import kstatus
@@ -17,8 +17,6 @@ from typing import Any
 
 from e2e.gitops import tool
 
-BUILD_SCRIPT = Path(__file__).resolve().parent / "build-kstatus.sh"
-
 STATUSES = frozenset({"Current", "InProgress", "Failed", "Terminating", "NotFound", "Unknown"})
 
 
@@ -31,7 +29,7 @@ def binary() -> Path:
     """The helper's path; builds it the first time (about 30 s on 2 cores with a warm module
     cache, a no-op afterwards)."""
     try:
-        return tool.build(BUILD_SCRIPT, "kstatus", timeout=1200)
+        return tool.build("kstatus", "kstatus", timeout=1200)
     except tool.ToolBuildError as err:
         raise KstatusError(str(err)) from err
 

@@ -1,4 +1,4 @@
-// Wrapper module pinning sigs.k8s.io/cli-utils' kstatus (see e2e/gitops/build-kstatus.sh).
+// Wrapper module pinning sigs.k8s.io/cli-utils' kstatus (see e2e/gitops/build.sh).
 module gantry.local/gitops/kstatus
 
 go 1.26.0

@@ -1,0 +1,168 @@
+"""KEDA's operator and metrics adapter as local processes against a (local) API server.
+
+KEDA runs in-cluster as Deployments; here each binary runs on the test host, as Gantry's operator
+does (:class:`e2e.operator_proc.OperatorProcess`, whose start/stop/log handling both reuse):
+
+* every listener is on a free 127.0.0.1 port (the adapter's plain-HTTP /metrics server is the
+  exception: KEDA binds it as ``:<port>``, every interface, with no flag to change that);
+* leader election is off (KEDA's default; one instance per test);
+* ``WATCH_NAMESPACE`` limits each instance to the namespaces given (KEDA refuses to start without
+  it), so tests sharing a cluster never have two KEDAs acting on one ScaledObject;
+  ``KEDA_CLUSTER_OBJECT_NAMESPACE`` (where it reads Secrets for ClusterTriggerAuthentications)
+  is the first of them, since there is no pod namespace to read;
+* cert rotation stays off (KEDA's default): :mod:`e2e.keda.certs` writes the files the gRPC
+  service between operator and adapter needs, which rotation would otherwise put in a Secret and
+  mount, patching webhook and APIService CA bundles on the way.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import httpx
+
+from e2e.cluster.procs import free_ports
+from e2e.keda.certs import CertDir
+from e2e.operator_proc import OperatorProcess
+from e2e.waiting import wait_for
+
+
+def _keda_env(namespaces: Sequence[str], env: Mapping[str, str] | None) -> dict[str, str]:
+    if not namespaces:
+        raise ValueError("namespaces: give at least one; KEDA would otherwise act cluster-wide")
+    return {
+        "WATCH_NAMESPACE": ",".join(namespaces),
+        "KEDA_CLUSTER_OBJECT_NAMESPACE": namespaces[0],
+        # Read only for leader election (off), but keeps KEDA from assuming "keda".
+        "POD_NAMESPACE": namespaces[0],
+        **(env or {}),
+    }
+
+
+class KedaOperator(OperatorProcess):
+    """``keda`` (cmd/operator): reconciles ScaledObjects into ``keda-hpa-<name>`` HPAs.
+
+    Ready when its health probe answers (the inherited :meth:`start`), i.e. the manager runs.
+
+    Args:
+        binary: The operator binary (:func:`e2e.keda.binaries`).
+        log_path: Where stdout and stderr go.
+        certs: Files for the gRPC metrics service (:func:`e2e.keda.certs.generate`); the
+            adapter must use the same CA.
+        namespaces: What KEDA watches (``WATCH_NAMESPACE``).
+        kubeconfig: The cluster (None: the inherited ``KUBECONFIG``).
+        env: Extra environment (e.g. ``KEDA_HTTP_DEFAULT_TIMEOUT``).
+    """
+
+    def __init__(
+        self,
+        binary: Path,
+        log_path: Path,
+        *,
+        certs: CertDir,
+        namespaces: Sequence[str],
+        kubeconfig: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(log_path, kubeconfig=kubeconfig, env=_keda_env(namespaces, env))
+        self.binary = binary
+        self.certs = certs
+        (self.grpc_port,) = free_ports(1)
+
+    @property
+    def grpc_address(self) -> str:
+        """Where the adapter reaches the operator's metrics service."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def command(self) -> list[str]:
+        return [
+            str(self.binary),
+            f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
+            f"--health-probe-bind-address=127.0.0.1:{self.liveness_port}",
+            f"--metrics-service-bind-address={self.grpc_address}",
+            "--leader-elect=false",
+            "--enable-cert-rotation=false",
+            f"--cert-dir={self.certs.dir}",
+            # Scalers may trust extra CAs from here; the in-cluster default /custom/ca is absent.
+            f"--ca-dir={self.certs.dir}",
+            "--zap-log-level=info",
+        ]
+
+
+class KedaAdapter(OperatorProcess):
+    """``keda-adapter`` (cmd/adapter): serves ``external.metrics.k8s.io`` from the operator.
+
+    An API server extension: HTTPS on a loopback port, delegating authentication and
+    authorization to the cluster through ``kubeconfig``. It fetches every metric value from the
+    operator over mutual TLS (``certs``). Ready when ``/readyz`` answers 200 over HTTPS.
+
+    Args:
+        binary: The adapter binary (:func:`e2e.keda.binaries`).
+        log_path: Where stdout and stderr go.
+        certs: The operator's certificate directory (same CA).
+        operator: The operator whose metrics service to call.
+        namespaces: What it watches (``WATCH_NAMESPACE``).
+        kubeconfig: The cluster, as a file: the adapter's delegated auth needs one.
+        env: Extra environment.
+    """
+
+    def __init__(
+        self,
+        binary: Path,
+        log_path: Path,
+        *,
+        certs: CertDir,
+        operator: KedaOperator,
+        namespaces: Sequence[str],
+        kubeconfig: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(log_path, kubeconfig=kubeconfig, env=_keda_env(namespaces, env))
+        self.binary = binary
+        self.certs = certs
+        self.operator = operator
+        self.kubeconfig = kubeconfig
+        # metrics_port: KEDA's plain-HTTP /metrics; liveness_port: the HTTPS API (secure port).
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.liveness_port}"
+
+    def command(self) -> list[str]:
+        kubeconfig = str(self.kubeconfig)
+        return [
+            str(self.binary),
+            f"--secure-port={self.liveness_port}",
+            "--bind-address=127.0.0.1",
+            f"--cert-dir={self.certs.dir}",
+            f"--tls-cert-file={self.certs.cert}",
+            f"--tls-private-key-file={self.certs.key}",
+            f"--port={self.metrics_port}",
+            f"--metrics-service-address={self.operator.grpc_address}",
+            f"--lister-kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--zap-log-level=info",
+        ]
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        """Start and wait until ``/readyz`` answers 200 over HTTPS (trusting ``certs``' CA)."""
+        # OperatorProcess.start probes plain HTTP; the adapter has no plain-HTTP health endpoint,
+        # so this repeats its launch (same log and environment) with an HTTPS probe.
+        self._log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(
+            self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=self._env
+        )
+        wait_for(self._ready, timeout=timeout, interval=0.3, what=f"{self.url}/readyz")
+
+    def _ready(self) -> bool:
+        proc = self._proc
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"adapter exited with {proc.returncode}:\n{self.tail()}")
+        try:
+            answer = httpx.get(f"{self.url}/readyz", verify=str(self.certs.ca_cert), timeout=2)
+        except httpx.HTTPError:
+            return False
+        return answer.status_code == 200

@@ -22,7 +22,7 @@ from gantry.api.spec import ModelDeploymentSpec
 from gantry.api.status import Endpoints, ModelDeploymentStatus
 from gantry.kube import ClusterConfig, KubeClient, Manifest
 from gantry.kube import resources as kinds
-from gantry.reconciler import SCALE_MANAGER, Outcome, write_outcome
+from gantry.reconciler import SCALE_MANAGER, Outcome, stamp_applied, write_outcome
 from gantry.render import render_children, revision, selector_string, service_name
 from gantry.rollout import Observations, decide
 from gantry.status.conditions import StatusInputs, Transition, build_status, transitions
@@ -51,18 +51,20 @@ def _endpoints(owner: Owner, spec: ModelDeploymentSpec) -> Endpoints:
     )
 
 
-async def first_reconcile_writes(kube: KubeClient, md: Manifest) -> int:
+async def first_reconcile_writes(
+    kube: KubeClient, md: Manifest, *, now: datetime | None = None
+) -> int:
     """Send the writes of ``md``'s first reconcile; return how many requests that took."""
     owner = _owner(md)
     spec = ModelDeploymentSpec.model_validate(md["spec"])
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     empty = ModelDeploymentStatus()
     decision = decide(
         spec, empty, Observations(), now, desired_revision=revision(spec), md_name=owner.name
     )
     sent = 0
     for child in render_children(owner, spec, decision.plan):
-        await kube.apply(child)
+        await kube.apply(stamp_applied(child))  # the reconciler's change-detection stamp
         sent += 1
     for dep in decision.plan.deployments:
         if dep.replicas is not None:

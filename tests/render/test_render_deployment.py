@@ -295,7 +295,7 @@ def test_file_uri_is_a_repository_inside_the_image() -> None:
     d = deploy(model={"uri": "file:///opt/gantry/models"})
     assert "--model-repository=/opt/gantry/models" in server(d)["args"]
     assert "initContainers" not in pod(d)
-    assert [v["name"] for v in pod(d)["volumes"]] == ["dshm"]
+    assert [v["name"] for v in pod(d)["volumes"]] == ["dshm", "tmp"], "no model volume"
 
 
 def test_fetcher_images_are_configurable_and_see_only_storage_env() -> None:
@@ -402,6 +402,9 @@ def test_pod_meets_the_restricted_pod_security_standard() -> None:
     for c in p["containers"] + p["initContainers"]:
         assert c["securityContext"]["allowPrivilegeEscalation"] is False
         assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        # A read-only root needs a writable /tmp (Triton, PyTriton and the fetchers use it).
+        assert "/tmp" in {m["mountPath"] for m in c["volumeMounts"]}, c["name"]
     volume_kinds = {k for v in p["volumes"] for k in v if k != "name"}
     assert volume_kinds <= {"emptyDir", "persistentVolumeClaim"}, "no hostPath"
     assert p["enableServiceLinks"] is False

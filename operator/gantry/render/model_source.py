@@ -173,7 +173,7 @@ def _fetcher(
             "requests": {"cpu": "1", "memory": "1Gi"},
             "limits": {"cpu": "1", "memory": "1Gi"},
         },
-        "securityContext": container_security_context(read_only_root=True),
+        "securityContext": container_security_context(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": MODELS_VOLUME, "mountPath": MODEL_ROOT},

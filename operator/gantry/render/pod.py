@@ -40,6 +40,8 @@ from gantry.render.security import container_security_context, pod_security_cont
 
 SERVER_CONTAINER = "server"
 SHM_VOLUME = "dshm"
+# The server's only writable place besides /dev/shm: its root filesystem is read-only.
+TMP_VOLUME = "tmp"
 PRESTOP_SLEEP_SECONDS = 10
 DRAIN_SECONDS = 30
 TERMINATION_GRACE_SECONDS = PRESTOP_SLEEP_SECONDS + DRAIN_SECONDS + 5
@@ -134,6 +136,7 @@ def server_container(spec: ModelDeploymentSpec, source: ModelSource) -> dict[str
         "volumeMounts": [
             *(dict(m) for m in source.mounts),
             {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},
         ],
         **probes(spec),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
@@ -168,6 +171,7 @@ def pod_template(
         # Memory-backed and sized: Docker's 64 MiB default breaks Triton's shared-memory
         # tensors and Python backend. It counts against the pod's memory limit.
         {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": spec.runtime.shm_size}},
+        {"name": TMP_VOLUME, "emptyDir": {}},
     ]
     if (aff := placement.affinity(spec)) is not None:
         pod["affinity"] = aff

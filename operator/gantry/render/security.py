@@ -5,6 +5,15 @@ as root by default, and ``runAsNonRoot`` cannot check a non-numeric or root
 image user; so pods run explicitly as 1000:1000. ``fsGroup`` makes the model
 and scratch volumes writable for that user. GPU access needs no privileges: the
 NVIDIA device plugin injects the device nodes into the container.
+
+Every container's root filesystem is read-only. What the servers write goes to
+volumes: Triton writes only under ``/tmp`` (Python backend execution environments,
+cloud-storage model copies) and ``/dev/shm`` (Python backend and shared-memory
+tensors); the reference runtime (PyTriton) keeps its workspace and generated model
+repository in a ``tempfile`` directory, i.e. ``/tmp``. The rendered pod mounts an
+emptyDir on both. Python's bytecode cache is skipped silently where it cannot be
+written. The pod's ``command`` replaces the image's entrypoint, so entrypoint
+scripts that write under the root never run.
 """
 
 from __future__ import annotations
@@ -26,17 +35,10 @@ def pod_security_context() -> dict[str, Any]:
     }
 
 
-def container_security_context(*, read_only_root: bool = False) -> dict[str, Any]:
-    """A container securityContext (a fresh dict on every call).
-
-    Args:
-        read_only_root: Mount the image read-only; the server keeps a writable root
-            because Triton's entrypoint and Python backends write under it.
-    """
-    context: dict[str, Any] = {
+def container_security_context() -> dict[str, Any]:
+    """A container securityContext (a fresh dict on every call)."""
+    return {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
     }
-    if read_only_root:
-        context["readOnlyRootFilesystem"] = True
-    return context

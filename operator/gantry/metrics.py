@@ -55,6 +55,21 @@ class OperatorMetrics:
             registry=r,
         )
 
+        self.gpu_seconds = Counter(
+            "gantry_gpu_seconds",
+            "GPU-seconds (whole GPUs or MIG slices) held by running pods, integrated "
+            "between reconciles.",
+            ["namespace", "modeldeployment", "revision", "resource"],
+            registry=r,
+        )
+
+    def add_gpu_seconds(
+        self, namespace: str, name: str, accrued: dict[tuple[str, str], float]
+    ) -> None:
+        """Count GPU-seconds by (revision, resource) for one ModelDeployment."""
+        for (rev, resource), seconds in accrued.items():
+            self.gpu_seconds.labels(namespace, name, rev, resource).inc(seconds)
+
     def set_phase(self, namespace: str, name: str, phase: str) -> None:
         for candidate in PHASES:
             self.phase.labels(namespace, name, candidate).set(1 if candidate == phase else 0)

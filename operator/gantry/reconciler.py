@@ -22,15 +22,37 @@ from pydantic import ValidationError
 from gantry.analysis import AnalysisProviders, AnalysisTarget, PodEndpoint
 from gantry.analysis.measurement import Measurement
 from gantry.api.plan import Owner, ServingPlan
-from gantry.api.spec import API_VERSION, KIND, ModelDeploymentSpec
-from gantry.api.status import CanaryPhase, CanaryStatus, Endpoints, ModelDeploymentStatus
+from gantry.api.spec import API_VERSION, KIND, ModelDeploymentSpec, ScalingProvider
+from gantry.api.status import (
+    CanaryPhase,
+    CanaryStatus,
+    Endpoints,
+    GpuStatus,
+    ModelDeploymentStatus,
+    ScalingStatus,
+)
 from gantry.health import ACCESS_TOKEN_HEADER, ModelProbe, probe_endpoints, summarize
 from gantry.kube import ApiError, KubeClient, Manifest, Resource, resource_of
 from gantry.kube import resources as kinds
 from gantry.metrics import OperatorMetrics
 from gantry.render import CHILD_KINDS, render_children, revision, selector_string, service_name
+from gantry.render.hpa import hpa_name
 from gantry.render.labels import DEPLOYMENT as DEPLOYMENT_LABEL
 from gantry.rollout import Decision, DeploymentReadiness, Observations, decide, invalid_gates
+from gantry.scaling import (
+    Allocation,
+    BuiltinDecision,
+    MetricsReader,
+    PodReading,
+    ScrapeTarget,
+    accrued,
+    allocation,
+    decide_builtin,
+    from_hpa,
+    from_scaled_object,
+    gpu_status,
+)
+from gantry.scaling.builtin import carried, frozen, resize
 from gantry.status.child_failures import (
     ChildFailure,
     FailureKind,
@@ -40,6 +62,7 @@ from gantry.status.child_failures import (
     record,
 )
 from gantry.status.conditions import (
+    Autoscaler,
     Rollout,
     Sizing,
     StatusInputs,
@@ -69,6 +92,9 @@ class Settings:
     # PyTriton restricts Triton's repository API (where load failures are read)
     # to holders of this token; a stock tritonserver needs none.
     triton_access_token: str | None = None
+    # Seconds between two reads of the pods' metrics by the builtin scaler (the rate
+    # metrics are deltas between reads; reconciles in between reuse the last decision).
+    scale_interval: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -79,6 +105,7 @@ class Settings:
             prometheus_url=env.get("GANTRY_PROMETHEUS_URL") or None,
             cluster_domain=env.get("GANTRY_CLUSTER_DOMAIN", cls.cluster_domain),
             triton_access_token=env.get("GANTRY_TRITON_ACCESS_TOKEN") or None,
+            scale_interval=float(env.get("GANTRY_SCALE_INTERVAL", cls.scale_interval)),
         )
 
 
@@ -217,15 +244,23 @@ class Reconciler:
         # Each child's generation right after our last apply, by owner and child uid: a
         # child whose applied-hash and generation both still match needs no apply.
         self._applied: dict[str, dict[str, Any]] = {}
+        self.scaler = MetricsReader(
+            timeout=settings.scrape_timeout, concurrency=settings.probe_concurrency
+        )
+        # GPUs held at the last reconcile, per ModelDeployment (GPU-seconds between two).
+        self._gpus: dict[str, Allocation] = {}
 
     async def close(self) -> None:
         await self.analysis.close()
+        await self.scaler.close()
         await self.kube.close()
 
     def forget(self, namespace: str, name: str) -> None:
         self._failures.pop(f"{namespace}/{name}", None)
         self._applied.pop(f"{namespace}/{name}", None)
         self.analysis.forget(f"{namespace}/{name}")
+        self.scaler.forget(f"{namespace}/{name}")
+        self._gpus.pop(f"{namespace}/{name}", None)
         self.metrics.forget(namespace, name)
 
     async def reconcile(self, body: Mapping[str, Any], *, now: datetime) -> Outcome:
@@ -287,7 +322,10 @@ class Reconciler:
             measurement = await self._measure(owner, spec, decision.canary, pods, now)
             decision = decide_with(dataclasses.replace(observations, measurement=measurement))
 
-        failure = await self._apply(owner, spec, decision.plan, observed, deployments, now)
+        plan, scaled = await self._builtin_scale(
+            owner, spec, decision.plan, observed, pods, probes, previous, now
+        )
+        failure, owned = await self._apply(owner, spec, plan, observed, deployments, now)
         if failure is not None:
             if failure.reportable:
                 return self._report_failure(
@@ -298,6 +336,7 @@ class Reconciler:
             return Outcome(
                 status=None, requeue_after=max(0.0, (failure.retry_at - now).total_seconds())
             )
+        scaling, autoscaler = _scaling_status(owner, spec, plan, previous, scaled, owned, observed)
         status = build_status(
             StatusInputs(
                 generation=owner.generation,
@@ -318,20 +357,32 @@ class Reconciler:
                     min_replicas=spec.scaling.min_replicas,
                     max_replicas=spec.scaling.max_replicas,
                     replicas=spec.replicas,
+                    provider=spec.scaling.effective_provider.value,
+                    autoscaler=autoscaler,
                 ),
             ),
             previous,
             now,
         )
+        status = status.model_copy(
+            update={"scaling": scaling, "gpus": self._count_gpus(owner, pods, now)}
+        )
         self._record_metrics(owner, previous, status)
         events = tuple(Transition(e.type, e.reason, e.message) for e in decision.events)
+        if scaled is not None and scaled.rescaled:
+            events += (Transition("Normal", "Rescaled", scaled.rescaled),)
         events += tuple(transitions(previous, status))
         changed = _status_json(status) != _status_json(previous)
+        requeue = decision.requeue_after
+        if plan.autoscale_target is not None and spec.scaling.effective_provider is BUILTIN:
+            # The next read of the pods' metrics is due then, whatever else is.
+            wait = self.settings.scale_interval
+            requeue = wait if requeue is None else min(requeue, wait)
         return Outcome(
             status=_status_json(status) if changed else None,
             events=events,
             consumed_annotations=decision.consumed,
-            requeue_after=decision.requeue_after,
+            requeue_after=requeue,
         )
 
     def _report_failure(
@@ -370,6 +421,8 @@ class Reconciler:
                 "servers": previous.servers,
                 "canary_version": previous.canary_version,
                 "canary_weight": previous.canary_weight,
+                "scaling": previous.scaling,
+                "gpus": previous.gpus,
             }
         )
         self.metrics.set_phase(owner.namespace, owner.name, status.phase.value)
@@ -402,10 +455,7 @@ class Reconciler:
                 headers=self._probe_headers,
             )
             probed += [
-                PodProbe(
-                    deployment=str(p["metadata"].get("labels", {}).get(DEPLOYMENT_LABEL, "")),
-                    probe=r,
-                )
+                PodProbe(deployment=_deployment_of(p), probe=r, pod=p["metadata"]["name"])
                 for p, r in zip(members, results, strict=True)
             ]
         return probed
@@ -446,8 +496,11 @@ class Reconciler:
         observed: Mapping[str, DeploymentObservation],
         deployments: Sequence[Manifest],
         now: datetime,
-    ) -> ChildFailure | None:
+    ) -> tuple[ChildFailure | None, Mapping[tuple[str, str], OwnedChild]]:
         """Write the plan's children, scales and garbage collection; the failure, if any.
+
+        Also returns the owned children as listed before the writes (the autoscaler's
+        status is read from them).
 
         Nothing is written over an object this ModelDeployment does not control:
         every name the plan needs is checked before the first write, so a clash
@@ -460,12 +513,13 @@ class Reconciler:
         digest = manifests_hash([*children, scales])
         prior = self._failures.get(key)
         if prior is not None and not prior.due(digest, now):
-            return prior
+            return prior, {}
+        owned: dict[tuple[str, str], OwnedChild] = {}
         try:
             owned = await self._owned_children(owner, deployments)
             conflict = await self._find_conflict(owner, children, owned)
             if conflict is not None:
-                return self._fail(key, FailureKind.CONFLICT, conflict, digest, 0, now)
+                return self._fail(key, FailureKind.CONFLICT, conflict, digest, 0, now), owned
             for manifest in children:
                 name = manifest["metadata"]["name"]
                 stamped = stamp_applied(manifest)
@@ -489,12 +543,12 @@ class Reconciler:
                         manager=SCALE_MANAGER,
                     )
         except ChildWriteError as exc:
-            return self._fail(key, exc.kind, exc.text, digest, exc.status, now)
+            return self._fail(key, exc.kind, exc.text, digest, exc.status, now), owned
         keep = {(c["kind"], c["metadata"]["name"]) for c in children}
         keep |= {("Deployment", d.name) for d in plan.deployments}
         await self._collect_garbage(owner, keep, owned)
         self._failures.pop(key, None)
-        return None
+        return None, owned
 
     def _unchanged(self, key: str, stamped: Manifest, current: OwnedChild | None) -> bool:
         """Whether ``current`` already is what applying ``stamped`` would make it.
@@ -592,6 +646,68 @@ class Reconciler:
             if (kind, name) not in keep:
                 uid = child.obj["metadata"].get("uid")
                 await self.kube.delete(child.res, name, owner.namespace, uid=uid)
+
+    async def _builtin_scale(
+        self,
+        owner: Owner,
+        spec: ModelDeploymentSpec,
+        plan: ServingPlan,
+        observed: Mapping[str, DeploymentObservation],
+        pods: Sequence[Manifest],
+        probes: Sequence[PodProbe],
+        previous: ModelDeploymentStatus,
+        now: datetime,
+    ) -> tuple[ServingPlan, BuiltinDecision | None]:
+        """The plan with the size the builtin scaler decides, when a read of the pods is due.
+
+        Between reads (and for other providers, during a canary, before the stable
+        Deployment exists) the plan is returned as it is: an autoscaled stable keeps
+        ``replicas=None``, so its size is not touched.
+        """
+        target = plan.autoscale_target
+        key = f"{owner.namespace}/{owner.name}"
+        current = observed.get(target) if target is not None else None
+        if (
+            target is None
+            or current is None
+            or spec.scaling.effective_provider is not BUILTIN
+            or not self.scaler.due(key, now, self.settings.scale_interval)
+        ):
+            return plan, None
+        model_ready = {p.pod for p in probes if p.probe.model_ready}
+        mine = [p for p in pods if _alive(p) and _deployment_of(p) == target]
+        port = spec.runtime.ports.metrics
+        values = await self.scaler.read(
+            key,
+            [
+                ScrapeTarget(p["metadata"]["name"], f"http://{p['status']['podIP']}:{port}/metrics")
+                for p in mine
+                if p["metadata"]["name"] in model_ready
+            ],
+            model=spec.model.name,
+            metric=spec.scaling.metric.type,
+            now=now,
+        )
+        readings = [
+            PodReading(
+                name=(n := p["metadata"]["name"]), serving=n in model_ready, value=values.get(n)
+            )
+            for p in mine
+        ]
+        decided = decide_builtin(
+            spec.scaling, current=current.desired, pods=readings, previous=previous.scaling, now=now
+        )
+        return resize(plan, target, decided.replicas), decided
+
+    def _count_gpus(self, owner: Owner, pods: Sequence[Manifest], now: datetime) -> GpuStatus:
+        """status.gpus now, and the GPU-seconds since the last reconcile counted."""
+        key = f"{owner.namespace}/{owner.name}"
+        held = allocation(pods, now)
+        self.metrics.add_gpu_seconds(
+            owner.namespace, owner.name, accrued(self._gpus.get(key), held)
+        )
+        self._gpus[key] = held
+        return gpu_status(held)
 
     def _endpoints(self, owner: Owner, spec: ModelDeploymentSpec) -> Endpoints:
         host = f"{service_name(owner)}.{owner.namespace}.svc.{self.settings.cluster_domain}"
@@ -691,6 +807,53 @@ def _holder(obj: Manifest) -> str:
 class PodProbe:
     deployment: str
     probe: ModelProbe
+    pod: str = ""
+
+
+BUILTIN = ScalingProvider.BUILTIN
+
+
+def _alive(pod: Manifest) -> bool:
+    """Counted by an autoscaler: not terminating, not finished (the HPA's ignored pods)."""
+    phase = pod.get("status", {}).get("phase")
+    return not pod.get("metadata", {}).get("deletionTimestamp") and phase not in (
+        "Failed",
+        "Succeeded",
+    )
+
+
+def _deployment_of(pod: Manifest) -> str:
+    return str(pod.get("metadata", {}).get("labels", {}).get(DEPLOYMENT_LABEL, ""))
+
+
+def _scaling_status(
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    plan: ServingPlan,
+    previous: ModelDeploymentStatus,
+    scaled: BuiltinDecision | None,
+    owned: Mapping[tuple[str, str], OwnedChild],
+    observed: Mapping[str, DeploymentObservation],
+) -> tuple[ScalingStatus | None, Autoscaler | None]:
+    """status.scaling and the autoscaler's account, from whichever provider sizes the stable."""
+    if not spec.scaling.autoscaled:
+        return None, None
+    target = plan.autoscale_target
+    if target is None:
+        return frozen(previous.scaling), None
+    provider = spec.scaling.effective_provider
+    if provider is ScalingProvider.HPA:
+        hpa = owned.get(("HorizontalPodAutoscaler", hpa_name(owner)))
+        return from_hpa(spec.scaling, hpa.obj if hpa else None)
+    if provider is ScalingProvider.KEDA:
+        scaled_object = owned.get(("ScaledObject", hpa_name(owner)))
+        current = observed[target].desired if target in observed else 0
+        return from_scaled_object(
+            spec.scaling, scaled_object.obj if scaled_object else None, current
+        )
+    if scaled is not None:
+        return scaled.status, scaled.autoscaler
+    return previous.scaling, carried(previous.scaling)
 
 
 def _model_ready_by_deployment(probes: Sequence[PodProbe]) -> dict[str, int]:

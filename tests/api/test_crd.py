@@ -89,7 +89,8 @@ def resolve(path: str) -> dict[str, Any] | None:
 def test_printer_columns_point_at_real_fields() -> None:
     columns = build_crd()["spec"]["versions"][0]["additionalPrinterColumns"]
     assert [c["name"] for c in columns] == [
-        "Phase", "Ready", "Version", "Canary", "Weight", "Age", "Model", "Step", "Message",
+        "Phase", "Ready", "Version", "Canary", "Weight", "Age", "Model", "Step", "GPUs",
+        "Message",
     ]  # fmt: skip
     # What serves, not what was asked for (the spec's version is no column).
     paths = {c["name"]: c["jsonPath"] for c in columns}
@@ -103,6 +104,8 @@ def test_printer_columns_point_at_real_fields() -> None:
         if column["name"] != "Age":
             assert node["type"] == json_type[column["type"]], column
     assert next(c for c in columns if c["name"] == "Step")["priority"] == 1
+    # GPUs is wide-only: `kubectl get md` keeps the columns the README shows.
+    assert next(c for c in columns if c["name"] == "GPUs")["priority"] == 1
 
 
 def test_schema_is_structural() -> None:

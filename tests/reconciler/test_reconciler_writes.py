@@ -43,6 +43,7 @@ COLLECTIONS = {
     "horizontalpodautoscalers",
     "poddisruptionbudgets",
     "httproutes",
+    "scaledobjects",
 }
 
 

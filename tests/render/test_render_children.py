@@ -284,6 +284,17 @@ def test_child_kinds_cover_everything_rendered() -> None:
         deployments=canary_plan(spec, 10).deployments, autoscale_target="x", canary_weight=10
     )
     rendered = {(c["apiVersion"], c["kind"]) for c in render_children(OWNER, spec, plan)}
+    # The autoscaler's kind depends on the provider: KEDA's ScaledObject replaces the HPA.
+    keda = build_spec(
+        scaling={
+            "maxReplicas": 3,
+            "provider": "keda",
+            "metric": {"type": "inflight", "target": 4},
+            "keda": {"serverAddress": "http://prometheus:9090"},
+        },
+        rollout=GATEWAY,
+    )
+    rendered |= {(c["apiVersion"], c["kind"]) for c in render_children(OWNER, keda, plan)}
     assert rendered == {(k.api_version, k.kind) for k in CHILD_KINDS}
     assert all(
         c["metadata"]["ownerReferences"][0]["controller"]

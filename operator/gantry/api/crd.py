@@ -98,6 +98,13 @@ _PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "Index of the canary's current step.",
     },
     {
+        "name": "GPUs",
+        "type": "integer",
+        "jsonPath": ".status.gpus.allocated",
+        "priority": 1,
+        "description": "GPUs or MIG slices held by running pods now.",
+    },
+    {
         "name": "Message",
         "type": "string",
         "jsonPath": ".status.message",

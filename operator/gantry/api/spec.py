@@ -411,9 +411,11 @@ class ScalingMetric(ApiModel):
 
     type: ScalingMetricType = Field(
         default=ScalingMetricType.CPU,
-        description="cpu: average CPU utilization percent (resource metric); queueTimeMs, "
-        "inflight, gpuUtilization: per-pod custom metrics (nv_inference_queue_duration_ms, "
-        "nv_inference_pending_request_count, nv_gpu_utilization) served by a metrics adapter.",
+        description="cpu: average CPU utilization percent (resource metric, provider hpa); "
+        "queueTimeMs (mean queue time per request), inflight (pending requests), "
+        "gpuUtilization (percent): per-pod Triton metrics the builtin scaler reads from the "
+        "pods, or custom metrics (nv_inference_queue_duration_ms, "
+        "nv_inference_pending_request_count, nv_gpu_utilization) a metrics adapter serves.",
     )
     target: float = Field(
         default=80, gt=0, le=1_000_000, description="Target average value per pod."
@@ -430,8 +432,40 @@ class ScalingMetric(ApiModel):
         return self
 
 
+class ScalingProvider(StrEnum):
+    BUILTIN = "builtin"
+    HPA = "hpa"
+    KEDA = "keda"
+
+
+class KedaScaling(ApiModel):
+    """KEDA's ScaledObject settings (field names as KEDA spells them)."""
+
+    server_address: str = Field(
+        pattern=r"^https?://.+",
+        max_length=512,
+        description="Prometheus URL KEDA's prometheus trigger queries (its serverAddress).",
+    )
+    activation_threshold: float = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="The metric value above which KEDA activates the Deployment from zero "
+        "(its activationThreshold); 0: any load activates.",
+    )
+    polling_interval: int = Field(
+        default=30, ge=1, le=3600, description="Seconds between KEDA's checks (pollingInterval)."
+    )
+    cooldown_period: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="Seconds after the last activation before scaling to zero (cooldownPeriod).",
+    )
+
+
 class ScalingSpec(ApiModel):
-    """Replica bounds; an HorizontalPodAutoscaler is created when max > min."""
+    """Replica bounds and who scales between them; autoscaling is on when max > min."""
 
     model_config = ConfigDict(
         json_schema_extra=validations(
@@ -439,12 +473,38 @@ class ScalingSpec(ApiModel):
                 "self.minReplicas <= self.maxReplicas",
                 "scaling.minReplicas must be less than or equal to scaling.maxReplicas",
                 ".minReplicas",
-            )
+            ),
+            cel(
+                "self.minReplicas >= 1 || (has(self.provider) && self.provider == 'keda')",
+                "scaling.minReplicas 0 (scale to zero) needs scaling.provider keda",
+                ".minReplicas",
+            ),
+            cel(
+                "!has(self.provider) || self.provider != 'keda' || has(self.keda)",
+                "scaling.keda.serverAddress is required when scaling.provider is keda",
+                ".provider",
+            ),
+            cel(
+                "!has(self.provider) || self.provider != 'builtin' || self.metric.type != 'cpu'",
+                "scaling.provider builtin cannot read cpu usage: use scaling.provider hpa for "
+                "metric cpu",
+                ".provider",
+            ),
         )
     )
 
+    provider: ScalingProvider | None = Field(
+        default=None,
+        description="Who autoscales: builtin (Gantry reads each pod's Triton metrics itself; "
+        "the default for queueTimeMs, inflight and gpuUtilization), hpa (a "
+        "HorizontalPodAutoscaler; the default for cpu; Triton metrics need a metrics adapter) "
+        "or keda (a KEDA ScaledObject with a Prometheus trigger; allows minReplicas 0).",
+    )
     min_replicas: int = Field(
-        default=1, ge=1, le=1000, description="Fewest replicas the autoscaler may run."
+        default=1,
+        ge=0,
+        le=1000,
+        description="Fewest replicas the autoscaler may run (0 only with provider keda).",
     )
     max_replicas: int = Field(
         default=1,
@@ -458,7 +518,11 @@ class ScalingSpec(ApiModel):
     )
     behavior: HpaBehavior | None = Field(
         default=None,
-        description="autoscaling/v2 HorizontalPodAutoscalerBehavior, passed through.",
+        description="autoscaling/v2 HorizontalPodAutoscalerBehavior: passed to the HPA (hpa, "
+        "keda) or followed by the builtin scaler the same way.",
+    )
+    keda: KedaScaling | None = Field(
+        default=None, description="KEDA's settings; required when provider is keda."
     )
 
     @model_validator(mode="after")
@@ -467,11 +531,29 @@ class ScalingSpec(ApiModel):
             raise ValueError(
                 "scaling.minReplicas must be less than or equal to scaling.maxReplicas"
             )
+        if self.min_replicas < 1 and self.provider is not ScalingProvider.KEDA:
+            raise ValueError("scaling.minReplicas 0 (scale to zero) needs scaling.provider keda")
+        if self.provider is ScalingProvider.KEDA and self.keda is None:
+            raise ValueError("scaling.keda.serverAddress is required when scaling.provider is keda")
+        if self.provider is ScalingProvider.BUILTIN and self.metric.type is ScalingMetricType.CPU:
+            raise ValueError(
+                "scaling.provider builtin cannot read cpu usage: use scaling.provider hpa for "
+                "metric cpu"
+            )
         return self
 
     @property
     def autoscaled(self) -> bool:
         return self.max_replicas > self.min_replicas
+
+    @property
+    def effective_provider(self) -> ScalingProvider:
+        """The provider in force: the spec's, else builtin for Triton metrics, hpa for cpu."""
+        if self.provider is not None:
+            return self.provider
+        if self.metric.type is ScalingMetricType.CPU:
+            return ScalingProvider.HPA
+        return ScalingProvider.BUILTIN
 
 
 class PauseStep(ApiModel):
@@ -833,11 +915,13 @@ __all__ = [
     "CanarySpec",
     "CanaryStep",
     "GpuSpec",
+    "KedaScaling",
     "ModelDeploymentSpec",
     "ModelSpec",
     "RolloutSpec",
     "RolloutStrategy",
     "RuntimeSpec",
+    "ScalingProvider",
     "ScalingSpec",
     "parse_duration",
 ]

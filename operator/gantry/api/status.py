@@ -166,6 +166,88 @@ class CanaryStatus(RevisionStatus):
     message: str = Field(default="", description="What the canary is doing, for humans.")
 
 
+class Recommendation(ApiModel):
+    """One size the builtin scaler computed (the HPA's recommendation history)."""
+
+    time: datetime = Field(description="When it was computed.")
+    replicas: int = Field(ge=0, description="The size the metric asked for, before limits.")
+
+
+class ScaleEvent(ApiModel):
+    """One size change the builtin scaler made (for behavior policies' periods)."""
+
+    time: datetime = Field(description="When /scale was written.")
+    change: int = Field(description="Replicas added (positive) or removed (negative).")
+
+
+class AutoscalerCondition(ApiModel):
+    """One condition of the HorizontalPodAutoscaler, copied (provider hpa or keda)."""
+
+    type: str = Field(max_length=64, description="AbleToScale, ScalingActive, ScalingLimited.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(default="", max_length=256, description="The HPA's reason.")
+    message: str = Field(default="", max_length=2048, description="The HPA's message.")
+
+
+MAX_LISTED_PODS = 10
+MAX_HISTORY = 120
+
+
+class ScalingStatus(ApiModel):
+    """What the autoscaler saw and did, whichever provider (``kubectl describe md``)."""
+
+    provider: str = Field(default="", description="builtin, hpa or keda.")
+    metric: str = Field(default="", description="The scaling.metric.type tracked.")
+    current_value: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The metric's per-pod average, as the HPA prints it (a quantity); null "
+        "when no pod gave data.",
+    )
+    target: str = Field(default="", max_length=64, description="The per-pod target.")
+    current_replicas: int = Field(default=0, ge=0, description="Replicas of the stable now.")
+    desired_replicas: int = Field(
+        default=0, ge=0, description="Replicas the autoscaler wants (after every limit)."
+    )
+    last_scale_time: datetime | None = Field(
+        default=None, description="When the autoscaler last changed the size."
+    )
+    reason: str = Field(default="", max_length=128, description="Why, in one word.")
+    message: str = Field(default="", max_length=4096, description="Why, for humans.")
+    pods_without_metrics: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_LISTED_PODS,
+        description="Serving pods that gave no metric (the first few, by name).",
+    )
+    conditions: list[AutoscalerCondition] = Field(
+        default_factory=list,
+        max_length=8,
+        description="The HorizontalPodAutoscaler's own conditions (providers hpa and keda).",
+    )
+    recommendations: list[Recommendation] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY,
+        description="builtin: sizes computed within the longest stabilization window, kept "
+        "here so a restarted operator honours the window.",
+    )
+    scale_events: list[ScaleEvent] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY,
+        description="builtin: size changes within the longest behavior policy period.",
+    )
+
+
+class GpuStatus(ApiModel):
+    """GPUs allocated to running pods now (what the cluster is paying for)."""
+
+    allocated: int = Field(
+        default=0, ge=0, description="Whole GPUs or MIG slices held by running pods."
+    )
+    resource: str = Field(
+        default="", max_length=128, description="nvidia.com/gpu or the MIG resource name."
+    )
+
+
 class Endpoints(ApiModel):
     http: str = Field(default="", description="KServe v2 HTTP URL of the Service.")
     grpc: str = Field(default="", description="KServe v2 gRPC address of the Service.")
@@ -223,6 +305,12 @@ class ModelDeploymentStatus(ApiModel):
         le=100,
         description="Desired traffic percent of the canary while one is in flight (the WEIGHT "
         "column); absent otherwise.",
+    )
+    scaling: ScalingStatus | None = Field(
+        default=None, description="The autoscaler's view: metric, target, sizes and why."
+    )
+    gpus: GpuStatus | None = Field(
+        default=None, description="GPUs (or MIG slices) allocated to running pods now."
     )
 
     def condition(self, kind: ConditionType) -> Condition | None:

@@ -31,6 +31,7 @@ NAMESPACE = Resource("v1", "Namespace", "namespaces", namespaced=False)
 HPA = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 PDB = Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 HTTPROUTE = Resource("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+SCALEDOBJECT = Resource("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
 CRD = Resource(
     "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False
 )
@@ -47,6 +48,7 @@ KNOWN: dict[tuple[str, str], Resource] = {
         HPA,
         PDB,
         HTTPROUTE,
+        SCALEDOBJECT,
         CRD,
         MODEL_DEPLOYMENT,
     )

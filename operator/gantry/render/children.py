@@ -4,7 +4,9 @@ Order, and why: the main Service first (clients can resolve it while pods
 start); per-revision Services next, so the Deployments' pods are selectable as
 soon as they exist; then the Deployments; then the HTTPRoute, after its
 backends, so a failed Deployment apply never shifts weight to a revision that
-is not there; then the HPA (its target must exist) and the PDB.
+is not there; then the autoscaler (its target must exist) and the PDB. The
+autoscaler is an HPA (``scaling.provider: hpa``), a KEDA ScaledObject (``keda``)
+or nothing (``builtin``: the operator writes ``/scale`` itself).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from gantry.api.plan import Owner, ServingPlan
-from gantry.api.spec import ModelDeploymentSpec
+from gantry.api.spec import ModelDeploymentSpec, ScalingProvider
 from gantry.render.deployment import render_deployment
 from gantry.render.hpa import render_hpa
 from gantry.render.httproute import render_httproute, uses_gateway_api
+from gantry.render.keda import render_scaled_object
 from gantry.render.model_source import DEFAULT_FETCHERS, FetcherImages
 from gantry.render.pdb import render_pdb
 from gantry.render.service import render_revision_service, render_service
@@ -37,6 +40,7 @@ CHILD_KINDS: tuple[ChildKind, ...] = (
     ChildKind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
     ChildKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     ChildKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    ChildKind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
 )
 
 
@@ -71,7 +75,11 @@ def render_children(
     if gateway and plan.deployments:
         children.append(render_httproute(owner, spec, plan))
     if plan.autoscale_target is not None:
-        children.append(render_hpa(owner, spec, plan.autoscale_target))
+        provider = spec.scaling.effective_provider
+        if provider is ScalingProvider.HPA:
+            children.append(render_hpa(owner, spec, plan.autoscale_target))
+        elif provider is ScalingProvider.KEDA:
+            children.append(render_scaled_object(owner, spec, plan.autoscale_target))
     if (pdb := render_pdb(owner, spec)) is not None:
         children.append(pdb)
     return children

@@ -91,6 +91,11 @@ def metric(spec: ModelDeploymentSpec) -> dict[str, Any]:
     }
 
 
+def scale_target_ref(deployment: str) -> dict[str, str]:
+    """The ``scaleTargetRef`` of an autoscaler sizing ``deployment``."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment}
+
+
 def hpa_name(owner: Owner) -> str:
     """Name of the HorizontalPodAutoscaler."""
     return names.md_child_name(owner.name)
@@ -105,11 +110,7 @@ def render_hpa(owner: Owner, spec: ModelDeploymentSpec, target_deployment: str) 
         "kind": "HorizontalPodAutoscaler",
         "metadata": child_metadata(owner, hpa_name(owner), lbl.common_labels(owner)),
         "spec": {
-            "scaleTargetRef": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": target_deployment,
-            },
+            "scaleTargetRef": scale_target_ref(target_deployment),
             "minReplicas": scaling.min_replicas,
             "maxReplicas": scaling.max_replicas,
             "metrics": [metric(spec)],

@@ -61,6 +61,22 @@ class Rollout:
 
 
 @dataclass(frozen=True)
+class Autoscaler:
+    """What the autoscaler said about itself this pass (see ``gantry.scaling``).
+
+    Attributes:
+        active: It sizes the stable from its metric (ScalingActive=True).
+        reason: Autoscaling, AtMaxReplicas, AwaitingMetrics, WaitingForModelLoad
+            (True); MetricUnavailable, ScalingDisabled, AutoscalerNotReady (False).
+        message: Why, naming pods, values and bounds.
+    """
+
+    active: bool
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
 class Sizing:
     """How the spec sizes the stable (from spec.replicas and spec.scaling)."""
 
@@ -68,6 +84,9 @@ class Sizing:
     min_replicas: int = 1
     max_replicas: int = 1
     replicas: int | None = None  # spec.replicas, what `kubectl scale md` sets
+    provider: str = "hpa"  # who autoscales: builtin, hpa or keda
+    # The autoscaler's own account; None when it has not reported (yet).
+    autoscaler: Autoscaler | None = None
 
 
 @dataclass(frozen=True)
@@ -351,7 +370,22 @@ def _reconciling(conds: Mapping[ConditionType, _Cond]) -> _Cond:
     return _Cond(ConditionType.RECONCILING, T, ready.reason, ready.message)
 
 
+_SCALERS = {
+    "builtin": "Gantry's builtin scaler",
+    "hpa": "the HorizontalPodAutoscaler",
+    "keda": "KEDA's ScaledObject",
+}
+
+
 def _scaling_active(inputs: StatusInputs) -> _Cond:
+    """Who sizes the stable, and whether the autoscaler works from its metric.
+
+    True: the autoscaler sizes the stable from its metric (reason Autoscaling, or
+    what limits it: AtMaxReplicas, WaitingForModelLoad, AwaitingMetrics,
+    ReplicasIgnored). False: nothing sizes it from a metric right now:
+    FixedReplicas, FrozenForCanary, or the autoscaler's failure (MetricUnavailable,
+    ScalingDisabled, AutoscalerNotReady), the size then held.
+    """
     z = inputs.sizing
     kind = ConditionType.SCALING_ACTIVE
     if not z.autoscaled:
@@ -363,15 +397,20 @@ def _scaling_active(inputs: StatusInputs) -> _Cond:
         # the canary takes and fight the weight the rollout sets.
         text = "the stable is held at its size until the canary ends"
         return _Cond(kind, F, "FrozenForCanary", text)
+    scaler = _SCALERS.get(z.provider, z.provider)
     bounds = f"between scaling.minReplicas={z.min_replicas} and maxReplicas={z.max_replicas}"
+    if z.autoscaler is not None and not z.autoscaler.active:
+        return _Cond(kind, F, z.autoscaler.reason, z.autoscaler.message)
     if z.replicas is not None:
         text = (
-            f"spec.replicas={z.replicas} (what kubectl scale sets) is ignored: the autoscaler "
+            f"spec.replicas={z.replicas} (what kubectl scale sets) is ignored: {scaler} "
             f"sizes this ModelDeployment {bounds}; change those bounds instead (equal bounds "
             "fix the size)"
         )
         return _Cond(kind, T, "ReplicasIgnored", text)
-    return _Cond(kind, T, "Autoscaling", f"the HorizontalPodAutoscaler sizes the stable {bounds}")
+    if z.autoscaler is not None:
+        return _Cond(kind, T, z.autoscaler.reason, z.autoscaler.message)
+    return _Cond(kind, T, "Autoscaling", f"{scaler} sizes the stable {bounds}")
 
 
 def _phase(inputs: StatusInputs, conds: Mapping[ConditionType, _Cond]) -> Phase:
@@ -523,14 +562,17 @@ _QUIET_REASONS = {
     "RevisionUpdating",
     "DeploymentCreating",
 }
+_SCALING_WARNINGS = {"ReplicasIgnored", "MetricUnavailable", "AutoscalerNotReady"}
 # Said by Stalled (Warning) or Degraded already; Reconciling only mirrors Ready.
 _SILENT = {ConditionType.PROGRESSING, ConditionType.RECONCILING}
 
 
 def _event_kind(c: Condition, old: Condition | None) -> str:
     if c.type == ConditionType.SCALING_ACTIVE:
-        # Only a size request that was ignored needs telling; who sizes is in the status.
-        return "Warning" if c.reason == "ReplicasIgnored" else ""
+        # Only what a person may act on: a size request that was ignored, an autoscaler
+        # that cannot see its metric. Who sizes is in the status; rescales have their own
+        # Normal events.
+        return "Warning" if c.reason in _SCALING_WARNINGS else ""
     if c.type in (ConditionType.DEGRADED, ConditionType.STALLED):
         if c.status is T:
             return "Warning"

@@ -29,6 +29,7 @@ __all__ = [
     "CHART",
     "HELM_MISSING",
     "KUBECONFORM_MISSING",
+    "VALUE_SETS",
     "Helm",
     "HelmError",
     "find_tool",
@@ -38,6 +39,28 @@ __all__ = [
 ]
 
 CHART = REPO_ROOT / "charts" / "gantry"
+# Every values set the chart is checked with (tests/chart, and kubeconform in e2e/test_chart.py).
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "namespaced": {"watchNamespaces": ["ml", "ml-staging"]},
+    "patterns": {"namespacePatterns": ["team-*", "!team-old"]},
+    "everything": {
+        "replicaCount": 2,
+        "leaderElection": {"enabled": True},
+        "image": {"digest": "sha256:" + "a" * 64},
+        "operator": {
+            "prometheusUrl": "http://prometheus.monitoring:9090",
+            "tritonAccessTokenSecret": {"name": "triton", "key": "token"},
+            "verbose": True,
+        },
+        "serviceMonitor": {"enabled": True},
+        "podMonitor": {"enabled": True},
+        "prometheusRule": {"enabled": True},
+        "grafanaDashboard": {"enabled": True, "folder": "Gantry"},
+        "argocd": {"enabled": True, "namespace": "argocd"},
+    },
+}
+
 # kubeconform's own naming: <kind>-<first part of the group>-<version>, <kind>-<version> for core.
 SCHEMA_LOCATION = "{{ .ResourceKind }}{{ .KindSuffix }}.json"
 

@@ -33,6 +33,8 @@ APPLY_PATHS = {
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): (
         "/apis/gateway.networking.k8s.io/v1/namespaces/ns/httproutes/x"
     ),
+    ("keda.sh/v1alpha1", "ScaledObject"): "/apis/keda.sh/v1alpha1/namespaces/ns/scaledobjects/x",
+    ("coordination.k8s.io/v1", "Lease"): "/apis/coordination.k8s.io/v1/namespaces/ns/leases/x",
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): (
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/x"
     ),

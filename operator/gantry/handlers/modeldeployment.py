@@ -1,47 +1,86 @@
 """kopf handlers for ModelDeployment: thin glue from events to the reconciler.
 
-One level-based reconcile serves every case, so Gantry uses kopf only as a
-watch: a raw event handler schedules a reconcile when an object appears or its
-spec (generation) or annotations (the gates) change, never for a status-only
-change, which is usually our own write. kopf's change-detecting handlers
-(create/update/resume) would keep their progress and a whole copy of the spec in
-annotations on every object (``kubectl describe`` shows them) for a diff Gantry
-never uses.
+The control loop is the one controllers users trust are built on
+(controller-runtime, Argo Rollouts): watches feed caches and a work queue;
+workers reconcile one key at a time from the caches; nothing is sent to the API
+server while nothing changes.
 
-A resync loop re-runs the reconcile for every known object every
-``GANTRY_RESYNC_SECONDS``: that keeps status truthful when pods change without a
-spec change, drives canary steps and analysis intervals, and retries what
-failed. It is the operator's own task, not a kopf timer: kopf puts a finalizer
-on every object a timer serves, and a finalizer would block deleting a
-ModelDeployment (and its namespace) whenever the operator is not running.
-Children go through garbage collection; Gantry needs no finalizer at all. A
-per-object lock keeps the loop and the event-driven runs from reconciling one
-object at once, and events arriving during a run coalesce into one more run.
+* **Watches.** kopf watches ModelDeployments (and keeps a copy of each, newest
+  resourceVersion first, in a store the operator's own writes also feed).
+  :class:`~gantry.kube.cached.CachedKubeClient` watches every child kind and
+  Pods with the server-side selector ``app.kubernetes.io/managed-by=gantry``,
+  so its memory follows Gantry's objects, not the cluster's.
+* **Queue.** A ModelDeployment is queued when it appears, when its spec
+  (generation) or annotations (gates) change, and when any child of it changes
+  (a Deployment by its ownerReference, a Pod through its Deployment). A status-only
+  change of the ModelDeployment, usually our own write, queues nothing.
+  :class:`~gantry.handlers.queue.WorkQueue` coalesces keys, runs one reconcile per
+  key at a time and backs failures off per key.
+* **Time.** Each reconcile's :func:`~gantry.handlers.cadence.next_look` queues the
+  key again when time-based work is due (a pause ending, the next analysis, a
+  model still loading, the next health probe of a settled object). A slow,
+  jittered resync of every object (``GANTRY_RESYNC_SECONDS``) is only a safety net.
+
+kopf is used only as a watch: its change-detecting handlers (create/update/
+resume) would keep their progress and a whole copy of the spec in annotations
+on every object for a diff Gantry never uses, and its timers put a finalizer
+on every object, which would block deleting a ModelDeployment (and its
+namespace) whenever the operator is not running. Children go through garbage
+collection; Gantry needs no finalizer at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import datetime
 import json
 import logging
 import os
+import random
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from gantry.api.spec import GROUP, PLURAL, VERSION
-from gantry.kube import ApiError, ClusterConfig, KubeClient, load
+from gantry.api.spec import GROUP, KIND, PLURAL, VERSION
+from gantry.handlers.cadence import Cadence, next_look
+from gantry.handlers.queue import WorkQueue
+from gantry.kube import ApiError, ClusterConfig, Manifest, Resource, load
 from gantry.kube import resources as kinds
+from gantry.kube.cached import CachedKubeClient, Watched, namespace_filter
+from gantry.kube.store import Store
 from gantry.metrics import OperatorMetrics
 from gantry.reconciler import Reconciler, Settings, write_outcome
+from gantry.render import CHILD_KINDS
+from gantry.render.labels import DEPLOYMENT as DEPLOYMENT_LABEL
+from gantry.render.labels import MANAGED_BY, MANAGED_BY_GANTRY
 
-RESYNC_SECONDS = float(os.environ.get("GANTRY_RESYNC_SECONDS", "5"))
-RESYNC_CONCURRENCY = int(os.environ.get("GANTRY_RESYNC_CONCURRENCY", "16"))
+RESYNC_SECONDS = float(os.environ.get("GANTRY_RESYNC_SECONDS", "600"))
+WORKERS = int(os.environ.get("GANTRY_WORKERS", "16"))
+CADENCE = Cadence(
+    poll=float(os.environ.get("GANTRY_POLL_SECONDS", "5")),
+    probe=float(os.environ.get("GANTRY_PROBE_SECONDS", "60")),
+)
+MAX_BACKOFF_SECONDS = float(os.environ.get("GANTRY_MAX_BACKOFF_SECONDS", "300"))
 FIELD_MANAGER = "gantry"
+SELECTOR = f"{MANAGED_BY}={MANAGED_BY_GANTRY}"
+# Kinds every Kubernetes serves; any other child kind comes from a CRD that may be absent.
+BUILT_IN = frozenset({kinds.DEPLOYMENT, kinds.SERVICE, kinds.POD, kinds.HPA, kinds.PDB})
 logger = logging.getLogger("gantry.handlers")
+
+Key = tuple[str, str]
+
+
+def watched_kinds() -> list[Watched]:
+    """Pods and every child kind; those from CRDs with the CRD to watch for."""
+    out = [Watched(kinds.POD)]
+    for child in CHILD_KINDS:
+        res = kinds.KNOWN[(child.api_version, child.kind)]
+        group = res.api_version.rpartition("/")[0]
+        out.append(Watched(res, None if res in BUILT_IN else f"{res.plural}.{group}"))
+    return out
 
 
 @kopf.on.startup()
@@ -50,17 +89,25 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
     metrics: OperatorMetrics = memo["metrics"]
-    memo["reconciler"] = Reconciler(
-        KubeClient(_config(memo), field_manager=FIELD_MANAGER),
-        Settings.from_env(),
-        metrics,
+    namespaces: list[str] = list(memo.get("namespaces") or [])
+    queue: WorkQueue[Key] = WorkQueue(max_backoff=MAX_BACKOFF_SECONDS)
+    memo["queue"] = queue
+    kube = CachedKubeClient(
+        _config(memo),
+        watched=watched_kinds(),
+        namespaces=namespaces,
+        selector=SELECTOR,
+        on_change=lambda res, _kind, obj: _child_changed(memo, res, obj),
+        field_manager=FIELD_MANAGER,
     )
-    memo["locks"] = {}
-    memo["known"] = {}
+    memo["kube"] = kube
+    memo["bodies"] = kube.passive_store(kinds.MODEL_DEPLOYMENT, namespace_filter(namespaces))
     memo["seen"] = {}
-    memo["runs"] = {}
-    memo["dirty"] = set()
-    memo["resync"] = asyncio.create_task(_resync_forever(memo))
+    memo["reconciler"] = Reconciler(kube, Settings.from_env(), metrics)
+    await kube.start()
+    memo["tasks"] = [
+        asyncio.create_task(_worker(memo), name=f"gantry-worker-{i}") for i in range(WORKERS)
+    ] + [asyncio.create_task(_resync_forever(memo), name="gantry-resync")]
 
 
 def _config(memo: kopf.Memo) -> ClusterConfig:
@@ -90,15 +137,16 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    # The resync loop and any event-driven run still in flight stop before the client
-    # they use is closed under them.
-    runs: dict[tuple[str, str], asyncio.Task[None]] = memo.get("runs") or {}
-    tasks = [t for t in (memo.get("resync"), *runs.values()) if t is not None]
+    # Workers and the resync stop before the client they use is closed under them.
+    tasks: list[asyncio.Task[None]] = memo.get("tasks") or []
     for task in tasks:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    queue: WorkQueue[Key] | None = memo.get("queue")
+    if queue is not None:
+        queue.shutdown()
     reconciler: Reconciler | None = memo.get("reconciler")
     if reconciler is not None:
         await reconciler.close()
@@ -110,51 +158,106 @@ def probe(memo: kopf.Memo, **_: Any) -> int:
     return reconciler.reconciled if reconciler is not None else 0
 
 
-async def _reconcile(namespace: str, name: str, memo: kopf.Memo) -> bool:
-    """Reconcile one object; False when it no longer exists."""
-    reconciler: Reconciler = memo["reconciler"]
-    locks: dict[str, asyncio.Lock] = memo["locks"]
-    async with locks.setdefault(f"{namespace}/{name}", asyncio.Lock()):
-        # Read afresh under the lock: a watch event's copy may predate a status
-        # just written by the other path, and deciding from it would replay a step.
-        body = await reconciler.kube.get(kinds.MODEL_DEPLOYMENT, name, namespace)
-        if body is None:
-            return False
-        now = datetime.datetime.now(datetime.UTC)
-        outcome = await reconciler.reconcile(body, now=now)
-        await write_outcome(reconciler.kube, body, outcome, now=now)
-    return True
+async def _reconcile(key: Key, memo: kopf.Memo) -> float | None:
+    """Reconcile one object from the caches; seconds until it is due again (None: gone).
 
-
-async def _reconcile_logged(namespace: str, name: str, memo: kopf.Memo) -> bool:
-    """:func:`_reconcile` for the operator's own tasks: a failure is logged, not raised.
-
-    The resync loop retries whatever failed, and one object's bug must not stop any
-    other object's reconcile. False only when the object no longer exists.
+    The body comes from the store, which holds the newest version seen by the
+    watch or returned by our own last write: never one that predates a status
+    this operator just wrote, so a step is not replayed.
     """
-    try:
-        return await _reconcile(namespace, name, memo)
-    except ApiError as exc:
-        logger.warning("reconcile of %s/%s failed: %s", namespace, name, exc)
-    except Exception:
-        logger.exception("reconcile of %s/%s crashed", namespace, name)
-    return True
+    reconciler: Reconciler = memo["reconciler"]
+    bodies: Store = memo["bodies"]
+    kube: CachedKubeClient = memo["kube"]
+    await kube.wait_synced()
+    stored = bodies.get(*key)
+    if stored is None:
+        return None
+    body = copy.deepcopy(stored)
+    now = datetime.datetime.now(datetime.UTC)
+    outcome = await reconciler.reconcile(body, now=now)
+    await write_outcome(kube, body, outcome, now=now)
+    status = outcome.status if outcome.status is not None else body.get("status")
+    return next_look(outcome.requeue_after, status, CADENCE)
+
+
+async def _worker(memo: kopf.Memo) -> None:
+    queue: WorkQueue[Key] = memo["queue"]
+    while True:
+        key = await queue.get()
+        try:
+            due = await _reconcile(key, memo)
+        except asyncio.CancelledError:
+            raise
+        except ApiError as exc:
+            delay = queue.retry(key)
+            logger.warning("reconcile of %s/%s failed: %s; retry in %.0fs", *key, exc, delay)
+        except Exception:
+            # One object's bug must not stop any other object's reconcile.
+            delay = queue.retry(key)
+            logger.exception("reconcile of %s/%s crashed; retry in %.0fs", *key, delay)
+        else:
+            queue.forget(key)
+            if due is not None:
+                queue.add_after(key, due)
+        finally:
+            queue.done(key)
 
 
 async def _resync_forever(memo: kopf.Memo) -> None:
-    known: dict[tuple[str, str], None] = memo["known"]
-    # Objects are resynced concurrently but bounded: one at a time made a pass
-    # over N objects take N reconciles (a slow probe delayed every other object).
-    gate = asyncio.Semaphore(RESYNC_CONCURRENCY)
-
-    async def resync(namespace: str, name: str) -> None:
-        async with gate:
-            if not await _reconcile_logged(namespace, name, memo):
-                known.pop((namespace, name), None)  # deleted; the watch says so too
-
+    """Queue every object every ~GANTRY_RESYNC_SECONDS: a safety net, not the clock."""
+    bodies: Store = memo["bodies"]
+    queue: WorkQueue[Key] = memo["queue"]
     while True:
-        await asyncio.sleep(RESYNC_SECONDS)
-        await asyncio.gather(*(resync(ns, name) for ns, name in list(known)))
+        await asyncio.sleep(RESYNC_SECONDS * random.uniform(0.9, 1.1))
+        for body in bodies:
+            meta = body.get("metadata") or {}
+            queue.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+
+
+def _controller_owner(obj: Mapping[str, Any]) -> str | None:
+    """The name of the ModelDeployment controlling ``obj``, if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if (
+            ref.get("controller")
+            and ref.get("kind") == KIND
+            and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/")
+        ):
+            return str(ref.get("name"))
+    return None
+
+
+def owner_key(res: Resource, obj: Manifest, deployments: Store) -> Key | None:
+    """Which ModelDeployment a child's change concerns.
+
+    Children carry an ownerReference to it; a Pod's owner is a ReplicaSet, so it
+    is traced through the Deployment its ``serving.gantry.dev/deployment`` label names.
+    """
+    namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+    if res is kinds.POD:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        deployment = deployments.get(namespace, str(labels.get(DEPLOYMENT_LABEL, "")))
+        if deployment is None:
+            return None
+        obj = deployment
+    owner = _controller_owner(obj)
+    return None if owner is None else (namespace, owner)
+
+
+def _child_changed(memo: kopf.Memo, res: Resource, obj: Manifest) -> None:
+    queue: WorkQueue[Key] | None = memo.get("queue")
+    reconciler: Reconciler | None = memo.get("reconciler")
+    if queue is None or reconciler is None:
+        return
+    if res is kinds.CRD:
+        # A child kind appeared or went away: what failed for want of it is retried now.
+        for body in memo["bodies"]:
+            meta = body.get("metadata") or {}
+            queue.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+        return
+    kube: CachedKubeClient = memo["kube"]
+    key = owner_key(res, obj, kube.stores[kinds.DEPLOYMENT])
+    if key is not None and memo["bodies"].get(*key) is not None:
+        queue.add(key)
 
 
 def _trigger(body: Mapping[str, Any]) -> tuple[int, str]:
@@ -164,47 +267,26 @@ def _trigger(body: Mapping[str, Any]) -> tuple[int, str]:
     return int(meta.get("generation") or 0), annotations
 
 
-def _schedule(memo: kopf.Memo, namespace: str, name: str) -> None:
-    """Reconcile soon; a run already in flight runs once more instead (coalesced)."""
-    key = (namespace, name)
-    runs: dict[tuple[str, str], asyncio.Task[None]] = memo["runs"]
-    dirty: set[tuple[str, str]] = memo["dirty"]
-    running = runs.get(key)
-    if running is not None and not running.done():
-        dirty.add(key)
-        return
-    runs[key] = asyncio.create_task(_run(memo, namespace, name))
-
-
-async def _run(memo: kopf.Memo, namespace: str, name: str) -> None:
-    key = (namespace, name)
-    dirty: set[tuple[str, str]] = memo["dirty"]
-    while True:
-        dirty.discard(key)
-        await _reconcile_logged(namespace, name, memo)
-        if key not in dirty:
-            return
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def track(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Keep the objects the resync loop visits, and reconcile what changed at once."""
-    body = event["object"]
+    """Keep the newest copy of each object, and queue it when its spec or gates change."""
+    body: dict[str, Any] = dict(event["object"])
     meta = body.get("metadata", {})
     key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
-    known: dict[tuple[str, str], None] = memo["known"]
-    seen: dict[tuple[str, str], tuple[int, str]] = memo["seen"]
+    bodies: Store = memo["bodies"]
+    queue: WorkQueue[Key] = memo["queue"]
+    seen: dict[Key, tuple[int, str]] = memo["seen"]
     if event["type"] == "DELETED":
-        known.pop(key, None)
+        bodies.remove(*key)
         seen.pop(key, None)
+        queue.drop(key)
         reconciler: Reconciler = memo["reconciler"]
         reconciler.forget(*key)
-        memo["locks"].pop(f"{key[0]}/{key[1]}", None)
         return
     if event["type"] not in (None, "ADDED", "MODIFIED"):
         return
-    known[key] = None
+    bodies.put(copy.deepcopy(body))
     trigger = _trigger(body)
     if seen.get(key) != trigger:
         seen[key] = trigger
-        _schedule(memo, *key)
+        queue.add(key)

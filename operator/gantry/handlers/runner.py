@@ -34,7 +34,7 @@ def run_operator(
     metrics = OperatorMetrics()
     if metrics_port:
         metrics.serve(metrics_port)
-    memo = kopf.Memo(metrics=metrics)
+    memo = kopf.Memo(metrics=metrics, namespaces=list(namespaces))
     kopf.run(
         standalone=True,
         clusterwide=not namespaces,

@@ -8,7 +8,8 @@ API errors surface as :class:`ApiError` with the server's status and message.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Self
 
 import httpx
@@ -17,6 +18,7 @@ from gantry.kube.config import ClusterConfig
 from gantry.kube.resources import Resource, resource_of
 
 Manifest = dict[str, Any]
+Items = list[Manifest]  # a name of its own: inside KubeClient, `list` is a method
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 MERGE_CONTENT_TYPE = "application/merge-patch+json"
@@ -46,6 +48,14 @@ class ApiError(Exception):
     @property
     def retryable(self) -> bool:
         return self.status in (409, 429) or self.status >= 500
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One line of a watch stream: ADDED, MODIFIED, DELETED, BOOKMARK or ERROR."""
+
+    type: str
+    object: Manifest
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -95,6 +105,16 @@ class KubeClient:
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
             transport=transport,
         )
+        # Watches hold a connection each for minutes: a pool of their own keeps them
+        # from starving the requests of reconciles (and reconciles from starving them).
+        self._watch_http = httpx.AsyncClient(
+            base_url=config.server,
+            headers=headers,
+            verify=config.ssl_context(),
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=8),
+            transport=transport,
+        )
         self.field_manager = field_manager
         self.config = config
 
@@ -105,6 +125,7 @@ class KubeClient:
         await self.close()
 
     async def close(self) -> None:
+        await self._watch_http.aclose()
         await self._http.aclose()
 
     async def _request(
@@ -156,6 +177,74 @@ class KubeClient:
         body = await self._request("GET", res.path(namespace), params=params)
         items: list[Manifest] = body.get("items", [])
         return items
+
+    async def list_versioned(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        *,
+        selector: str | None = None,
+        fields: str | None = None,
+    ) -> tuple[Items, str]:
+        """The items and the list's resourceVersion, where a watch of the same list starts."""
+        params = {}
+        if selector:
+            params["labelSelector"] = selector
+        if fields:
+            params["fieldSelector"] = fields
+        body = await self._request("GET", res.path(namespace), params=params or None)
+        items: Items = body.get("items") or []
+        return items, str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def watch(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        *,
+        selector: str | None = None,
+        field_selector: str | None = None,
+        resource_version: str = "",
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[WatchEvent]:
+        """The events of one watch request, until the server ends it.
+
+        Bookmarks are asked for, so a quiet watch still learns the newest
+        resourceVersion and can resume after the server closes it. A 410 (the
+        version is too old) surfaces as :class:`ApiError`, like any other refusal,
+        either as the response or as an ERROR event inside the stream.
+        """
+        params = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        if selector:
+            params["labelSelector"] = selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        # The server closes the stream after timeoutSeconds; a read timeout a little
+        # longer notices a connection that died silently.
+        timeout = httpx.Timeout(self._http.timeout.connect, read=timeout_seconds + 30.0)
+        async with self._watch_http.stream(
+            "GET", res.path(namespace), params=params, timeout=timeout
+        ) as response:
+            if not response.is_success:
+                await response.aread()
+                _raise_for(response)
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                obj: Manifest = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    raise ApiError(
+                        int(obj.get("code") or 500),
+                        str(obj.get("reason") or "WatchError"),
+                        str(obj.get("message") or line),
+                    )
+                yield WatchEvent(str(event.get("type")), obj)
 
     async def delete(
         self, res: Resource, name: str, namespace: str | None = None, *, uid: str | None = None

@@ -32,6 +32,7 @@ HPA = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautosc
 PDB = Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 HTTPROUTE = Resource("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 SCALEDOBJECT = Resource("keda.sh/v1alpha1", "ScaledObject", "scaledobjects")
+LEASE = Resource("coordination.k8s.io/v1", "Lease", "leases")
 CRD = Resource(
     "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False
 )
@@ -49,6 +50,7 @@ KNOWN: dict[tuple[str, str], Resource] = {
         PDB,
         HTTPROUTE,
         SCALEDOBJECT,
+        LEASE,
         CRD,
         MODEL_DEPLOYMENT,
     )

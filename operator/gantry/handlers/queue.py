@@ -1,0 +1,155 @@
+"""A work queue of ModelDeployment keys, with client-go's workqueue guarantees.
+
+* **Coalesced.** A key waits in the queue at most once, however many events
+  named it.
+* **One in flight per key.** A key added while it is being processed is marked
+  dirty and queued again when that run ends, so the object is reconciled once
+  more with what changed meanwhile, never twice at once.
+* **Delayed adds.** ``add_after`` keeps the earliest due time of each key: a
+  canary's next analysis and a failure's backoff do not pile up timers.
+* **Per-key backoff.** ``retry`` waits ``base * 2**(failures-1)`` up to ``cap``;
+  ``forget`` resets it after a success.
+
+Workers take keys with :meth:`WorkQueue.get` and must call :meth:`WorkQueue.done`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+def backoff_delay(failures: int, *, base: float, cap: float) -> float:
+    """Seconds to wait after the ``failures``-th failure in a row (1-based)."""
+    if failures < 1:
+        return 0.0
+    return float(min(cap, base * 2 ** min(failures - 1, 32)))
+
+
+@dataclass
+class QueueStats:
+    """Counters for the operator's metrics and the tests."""
+
+    added: int = 0
+    coalesced: int = 0  # adds that found the key already waiting or running
+    retries: int = 0
+
+
+@dataclass
+class _Timer(Generic[K]):
+    due: float
+    handle: asyncio.TimerHandle
+
+
+@dataclass
+class WorkQueue(Generic[K]):
+    """Keys to reconcile; see the module docstring for the guarantees."""
+
+    base_backoff: float = 1.0
+    max_backoff: float = 300.0
+    stats: QueueStats = field(default_factory=QueueStats)
+
+    def __post_init__(self) -> None:
+        self._ready: asyncio.Queue[K] = asyncio.Queue()
+        self._queued: set[K] = set()
+        self._processing: set[K] = set()
+        self._dirty: set[K] = set()
+        self._timers: dict[K, _Timer[K]] = {}
+        self._failures: dict[K, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._processing)
+
+    def add(self, key: K) -> None:
+        """Reconcile ``key`` soon."""
+        self.stats.added += 1
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.handle.cancel()
+        if key in self._processing:
+            self.stats.coalesced += key not in self._dirty
+            self._dirty.add(key)
+            return
+        if key in self._queued:
+            self.stats.coalesced += 1
+            return
+        self._queued.add(key)
+        self._ready.put_nowait(key)
+
+    def add_after(self, key: K, delay: float) -> None:
+        """Reconcile ``key`` in ``delay`` seconds, or earlier if already due earlier."""
+        if delay <= 0:
+            self.add(key)
+            return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        timer = self._timers.get(key)
+        if timer is not None:
+            if timer.due <= due:
+                return
+            timer.handle.cancel()
+        handle = loop.call_at(due, self._fire, key)
+        self._timers[key] = _Timer(due, handle)
+
+    def _fire(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    def retry(self, key: K) -> float:
+        """Requeue ``key`` after its next backoff; the delay chosen."""
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        self.stats.retries += 1
+        delay = backoff_delay(failures, base=self.base_backoff, cap=self.max_backoff)
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: K) -> None:
+        """Reset ``key``'s backoff (its reconcile succeeded)."""
+        self._failures.pop(key, None)
+
+    def drop(self, key: K) -> None:
+        """The object is gone: no timer, no backoff (a run in flight still ends normally)."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.handle.cancel()
+        self._failures.pop(key, None)
+        self._dirty.discard(key)
+        self._queued.discard(key)
+
+    def due_in(self, key: K) -> float | None:
+        """Seconds until ``key``'s timer fires, if it has one."""
+        timer = self._timers.get(key)
+        if timer is None:
+            return None
+        return max(0.0, timer.due - asyncio.get_running_loop().time())
+
+    async def get(self) -> K:
+        """The next key to process; it stays 'in flight' until :meth:`done`."""
+        while True:
+            key = await self._ready.get()
+            if key in self._queued:  # a key dropped while queued is skipped
+                self._queued.discard(key)
+                self._processing.add(key)
+                return key
+
+    def done(self, key: K) -> None:
+        """Processing of ``key`` ended; re-queue it if it was added meanwhile."""
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._dirty.discard(key)
+            self._queued.add(key)
+            self._ready.put_nowait(key)
+
+    def shutdown(self) -> None:
+        for timer in self._timers.values():
+            timer.handle.cancel()
+        self._timers.clear()

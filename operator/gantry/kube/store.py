@@ -1,0 +1,177 @@
+"""An in-memory copy of API objects, kept newest-first by resourceVersion.
+
+A store is filled by a watch (:mod:`gantry.kube.informer`) and by the answers
+to the operator's own writes. Both paths race: a watch event can arrive after
+the answer to the write that caused a later version. Keeping only the newest
+resourceVersion of each object means a reconcile never decides from a copy
+older than something it already wrote, without a GET to make sure.
+
+Objects are indexed by namespace and by the ``app.kubernetes.io/instance``
+label, which every child of one ModelDeployment shares, so a reconcile's
+label-selected read touches its own few objects, not every object of the
+namespace.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+Manifest = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+
+INDEX_LABEL = "app.kubernetes.io/instance"
+
+
+class SelectorError(ValueError):
+    """A label selector the store cannot evaluate (only ``k=v`` terms are supported)."""
+
+
+def parse_selector(selector: str | None) -> dict[str, str]:
+    """``"a=b,c=d"`` as a dict; the equality-only form every Gantry selector uses."""
+    terms: dict[str, str] = {}
+    for term in (selector or "").split(","):
+        term = term.strip()
+        if not term:
+            continue
+        key, sep, value = term.partition("=")
+        if not sep or key.endswith("!") or value.startswith("="):
+            raise SelectorError(f"unsupported label selector term {term!r}")
+        terms[key.strip()] = value.strip()
+    return terms
+
+
+def newer(candidate: str, current: str) -> bool:
+    """Whether resourceVersion ``candidate`` is not older than ``current``.
+
+    Kubernetes calls resourceVersions opaque, but every server in practice
+    (etcd's revision) issues increasing integers, and list/watch semantics rely
+    on it. A non-numeric version cannot be ordered: the candidate wins, as a
+    plain cache would do.
+    """
+    if candidate.isdigit() and current.isdigit():
+        return int(candidate) >= int(current)
+    return True
+
+
+def key_of(obj: Mapping[str, Any]) -> Key:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    labels: Mapping[str, str] = (obj.get("metadata") or {}).get("labels") or {}
+    return labels
+
+
+def _rv(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+class Store:
+    """Objects of one kind by (namespace, name).
+
+    Args:
+        accept: Which namespaces this store keeps (objects of others are ignored);
+            every namespace when None.
+    """
+
+    def __init__(self, accept: Callable[[str], bool] | None = None) -> None:
+        self._objects: dict[Key, Manifest] = {}
+        self._by_instance: dict[tuple[str, str], set[str]] = {}
+        self._by_namespace: dict[str, set[str]] = {}
+        self._accept = accept
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def __iter__(self) -> Iterator[Manifest]:
+        return iter(list(self._objects.values()))
+
+    def accepts(self, namespace: str) -> bool:
+        return self._accept is None or self._accept(namespace)
+
+    def get(self, namespace: str, name: str) -> Manifest | None:
+        return self._objects.get((namespace, name))
+
+    def put(self, obj: Manifest) -> bool:
+        """Keep ``obj`` unless an equal-or-newer version is held; True when kept."""
+        key = key_of(obj)
+        if not key[1] or not self.accepts(key[0]):
+            return False
+        current = self._objects.get(key)
+        if current is not None:
+            if not newer(_rv(obj), _rv(current)):
+                return False
+            self._unindex(key, current)
+        self._objects[key] = obj
+        self._index(key, obj)
+        return True
+
+    def remove(self, namespace: str, name: str, *, resource_version: str = "") -> Manifest | None:
+        """Forget one object; a version older than the one held is not a deletion of it."""
+        key = (namespace, name)
+        current = self._objects.get(key)
+        if current is None:
+            return None
+        if resource_version and not newer(resource_version, _rv(current)):
+            return None
+        del self._objects[key]
+        self._unindex(key, current)
+        return current
+
+    def replace(self, objects: list[Manifest]) -> tuple[list[Manifest], list[Manifest]]:
+        """Hold exactly ``objects`` (a fresh list); the (changed, removed) objects."""
+        fresh = {key_of(o): o for o in objects if self.accepts(key_of(o)[0])}
+        removed = [o for k, o in self._objects.items() if k not in fresh]
+        changed = [o for k, o in fresh.items() if _rv(self._objects.get(k) or {}) != _rv(o)]
+        self._objects.clear()
+        self._by_instance.clear()
+        self._by_namespace.clear()
+        for k, o in fresh.items():
+            self._objects[k] = o
+            self._index(k, o)
+        return changed, removed
+
+    def select(self, namespace: str | None, selector: str | None = None) -> list[Manifest]:
+        """Deep copies of the objects in ``namespace`` (all when None) matching ``selector``.
+
+        Copies, because callers build manifests from what they read, and an
+        object shared with the store would change under the next watch event.
+        """
+        want = parse_selector(selector)
+        instance = want.get(INDEX_LABEL)
+        if namespace is None:
+            keys: list[Key] = list(self._objects)
+        elif instance is not None:
+            keys = [(namespace, n) for n in self._by_instance.get((namespace, instance), ())]
+        else:
+            keys = [(namespace, n) for n in self._by_namespace.get(namespace, ())]
+        out = []
+        for key in sorted(keys):
+            obj = self._objects[key]
+            labels = _labels(obj)
+            if all(labels.get(k) == v for k, v in want.items()):
+                out.append(copy.deepcopy(obj))
+        return out
+
+    def _index(self, key: Key, obj: Manifest) -> None:
+        self._by_namespace.setdefault(key[0], set()).add(key[1])
+        instance = _labels(obj).get(INDEX_LABEL)
+        if instance is not None:
+            self._by_instance.setdefault((key[0], instance), set()).add(key[1])
+
+    def _unindex(self, key: Key, obj: Manifest) -> None:
+        names = self._by_namespace.get(key[0])
+        if names is not None:
+            names.discard(key[1])
+            if not names:
+                del self._by_namespace[key[0]]
+        instance = _labels(obj).get(INDEX_LABEL)
+        if instance is not None:
+            members = self._by_instance.get((key[0], instance))
+            if members is not None:
+                members.discard(key[1])
+                if not members:
+                    del self._by_instance[(key[0], instance)]

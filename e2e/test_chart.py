@@ -375,7 +375,7 @@ def test_operator_with_the_charts_identity_runs_canaries_and_feeds_dashboard_and
 
             # A rule taken away shows as reconcile errors (and proves the rule is needed).
             role = kubectl.json("get", "clusterrole", rel.fullname)
-            kept = [r for r in role["rules"] if r["resources"] != ["pods"]]
+            kept = [r for r in role["rules"] if r["resources"] != ["deployments"]]
             assert len(kept) == len(role["rules"]) - 1
             kubectl("patch", "clusterrole", rel.fullname, "--type=json", "-p",
                     json.dumps([{"op": "replace", "path": "/rules", "value": kept}]))  # fmt: skip
@@ -389,11 +389,12 @@ def test_operator_with_the_charts_identity_runs_canaries_and_feeds_dashboard_and
                     prometheus, alerts["GantryReconcileErrors"], what="reconcile errors", timeout=60
                 )
             )
-            assert "forbidden" in operator.log_path.read_text().lower()
+            denied = kubectl("get", "md", "denied", "-n", ns2, "-o", "json").stdout
+            assert "forbidden" in (operator.log_path.read_text() + denied).lower()
             # helm upgrade puts the rule back (three-way merge of the live object).
             rel.install({"namespacePatterns": [f"{PREFIX}-m*"]})
             restored = kubectl.json("get", "clusterrole", rel.fullname)["rules"]
-            assert any(r["resources"] == ["pods"] for r in restored)
+            assert any(r["resources"] == ["deployments"] for r in restored)
             kubectl("delete", "md", "denied", "-n", ns2, "--wait=true", "--timeout=60s")
         finally:
             status = operator.stop()

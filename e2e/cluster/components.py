@@ -16,6 +16,11 @@ from e2e.cluster import nodes, pki
 from e2e.cluster.layout import Layout
 
 CLUSTER_NAME = "gantry-e2e"
+AUDIT_POLICY = Path(__file__).resolve().parent / "audit-policy.yaml"
+# The log is rotated at this size (MiB), keeping this many old files: writes at Metadata level
+# are ~1 KiB each, so a long test session fits in the first file and nothing grows unbounded.
+AUDIT_LOG_MAX_MB = 50
+AUDIT_LOG_BACKUPS = 2
 Ports = dict[str, int]
 
 
@@ -106,6 +111,22 @@ def apiserver_argv(layout: Layout, ports: dict[str, int]) -> list[str]:
         "--requestheader-extra-headers-prefix=X-Remote-Extra-",
         f"--proxy-client-cert-file={creds.front_proxy_cert}",
         f"--proxy-client-key-file={creds.front_proxy_key}",
+        *audit_flags(layout),
+    ]
+
+
+def audit_flags(layout: Layout) -> list[str]:
+    """Writes to what Gantry touches, one JSON line each (see audit-policy.yaml).
+
+    The log backend's default mode, blocking, writes each entry before the response is sent,
+    so a test reads every write it has seen answered.
+    """
+    return [
+        f"--audit-policy-file={AUDIT_POLICY}",
+        f"--audit-log-path={layout.audit_log}",
+        "--audit-log-format=json",
+        f"--audit-log-maxsize={AUDIT_LOG_MAX_MB}",
+        f"--audit-log-maxbackup={AUDIT_LOG_BACKUPS}",
     ]
 
 

@@ -31,6 +31,11 @@ class Layout:
         return self.dir / "logs"
 
     @property
+    def audit_log(self) -> Path:
+        """The API server's audit log (rotated beside it as ``audit-<time>.log``)."""
+        return self.logs / "audit.log"
+
+    @property
     def kubeconfig(self) -> Path:
         return self.dir / "kubeconfig"
 

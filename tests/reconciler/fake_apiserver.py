@@ -8,9 +8,23 @@ end-to-end suite (``e2e/``) runs the same code against a real control plane.
 What it implements, and no more:
 
 * objects in a dict keyed by their item path (``/apis/apps/v1/namespaces/ns/deployments/x``);
-* GET of an item (404 Status when absent) and of a collection, with equality-only
-  ``labelSelector`` matching (``k=v,k2=v2``; anything else is a 400, so a test
-  never passes on a selector the fake silently ignored);
+* GET of an item (404 Status when absent) and of a collection, namespaced or
+  cluster-wide (``/api/v1/pods`` holds the pods of every namespace), with
+  equality-only ``labelSelector`` matching (``k=v,k2=v2``) and a ``fieldSelector`` on
+  ``metadata.name`` / ``metadata.namespace``; anything else is a 400, so a test never
+  passes on a selector the fake silently ignored;
+* watches (``GET collection?watch=true``): a streamed body of newline-delimited
+  ``{"type", "object"}`` events for every change after ``resourceVersion`` (every
+  current object as ADDED when none is given) that concerns the collection and its
+  selectors: ADDED on create, MODIFIED on any later write (apply, merge patch,
+  ``status``, ``scale``, :meth:`FakeApiServer.put` over an existing object), DELETED
+  on delete; an object whose labels leave (enter) a selector is DELETED (ADDED) for
+  that watch, as on the real server. The stream waits for new changes until
+  ``timeoutSeconds`` or until the client closes it; :meth:`FakeApiServer.end_watches`
+  ends the open ones as the server does at its timeout. Only the last
+  ``history_limit`` changes are kept: a watch from an older version answers
+  410 Gone (an ERROR event if its stream falls behind), as after etcd compaction.
+  No BOOKMARK events;
 * server-side apply (``application/apply-patch+yaml``): needs ``fieldManager``,
   checks the body names the URL's object, creates the object or deep-merges the
   applied configuration into it (fields set by other managers, such as
@@ -21,16 +35,17 @@ What it implements, and no more:
 * ``metadata.uid``, ``generation`` (bumped when ``spec`` changes) and
   ``resourceVersion`` (bumped on every write), as the real server sets them.
 
-Every request is logged (:attr:`FakeApiServer.log`) so tests can assert what was
-sent and in which order.
+Every request is logged (:attr:`FakeApiServer.log`), watches included, so tests
+can assert what was sent and in which order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,8 +71,23 @@ class Request:
         """The subresource (``status``, ``scale``) or ``""``."""
         return _split(self.path)[2]
 
+    @property
+    def watch(self) -> bool:
+        return self.method == "GET" and self.params.get("watch") in ("true", "1")
+
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write, as the watch cache keeps it: the object before and after."""
+
+    rv: int
+    path: str
+    before: Obj | None  # None: created
+    after: Obj | None  # None: deleted (then ``deleted`` is the object with its last version)
+    deleted: Obj | None = None
 
 
 @dataclass
@@ -81,7 +111,14 @@ class FakeApiServer:
     # One-shot hooks run just before the request "METHOD path" is served: a
     # concurrent writer acting between two requests of a reconcile.
     before: dict[str, Callable[[], None]] = field(default_factory=dict)
+    # How many changes the watch history keeps (None: all); older watches get 410.
+    history_limit: int | None = None
+    history: list[Change] = field(default_factory=list)
+    _compacted: int = 0  # the newest resourceVersion dropped from the history
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _wakeups: set[asyncio.Event] = field(default_factory=set)
+    _watch_opened: asyncio.Event = field(default_factory=asyncio.Event)
+    _watch_generation: int = 0  # end_watches() bumps it; streams of older ones end
 
     # ---- test-side helpers -------------------------------------------------
 
@@ -89,14 +126,55 @@ class FakeApiServer:
         return httpx.MockTransport(self)
 
     def put(self, path: str, obj: Obj) -> Obj:
-        """Store ``obj`` at item path ``path`` as if created, and return the stored copy."""
+        """Store ``obj`` at item path ``path`` as if written by someone else; the stored copy.
+
+        A new path is a create (ADDED to watches), an existing one an update
+        (MODIFIED): how a test plays the Deployment controller or the kubelet.
+        """
         stored = copy.deepcopy(obj)
         meta = stored.setdefault("metadata", {})
         meta.setdefault("uid", self._uid())
         meta.setdefault("generation", 1)
-        meta["resourceVersion"] = str(next(self._counter))
+        rv = next(self._counter)
+        meta["resourceVersion"] = str(rv)
+        self._record(Change(rv, path, self.objects.get(path), copy.deepcopy(stored)))
         self.objects[path] = stored
         return copy.deepcopy(stored)
+
+    def install(self, group_version: str) -> None:
+        """Serve an API group/version again (its CRD was installed)."""
+        self.missing_groups.discard(group_version)
+
+    def compact(self) -> None:
+        """Drop the whole watch history, as etcd compaction does: older watches get 410."""
+        if self.history:
+            self._compacted = self.history[-1].rv
+        self.history.clear()
+        self._wake()
+
+    def end_watches(self) -> None:
+        """End every open watch stream cleanly, as the server does at ``timeoutSeconds``."""
+        self._watch_generation += 1
+        self._wake()
+
+    @property
+    def open_watches(self) -> int:
+        """Watch streams being read now."""
+        return len(self._wakeups)
+
+    async def until_watching(self, n: int = 1, *, within: float = 5.0) -> None:
+        """Wait until ``n`` watch streams are open (TimeoutError after ``within`` s)."""
+        async with asyncio.timeout(within):
+            while self.open_watches < n:
+                self._watch_opened.clear()
+                await self._watch_opened.wait()
+
+    def watches(self) -> list[Request]:
+        return [r for r in self.log if r.watch]
+
+    def reads(self) -> list[Request]:
+        """GETs other than watches: what a cache-fed reconcile should not send."""
+        return [r for r in self.log if r.method == "GET" and not r.watch]
 
     def fail(
         self,
@@ -140,6 +218,8 @@ class FakeApiServer:
         obj: Obj = body if isinstance(body, dict) else {}
         if request.method in ("POST", "PATCH") and not isinstance(body, dict):
             return _status(400, "BadRequest", "the request body must be a JSON object")
+        if request.method == "GET" and not name and params.get("watch") in ("true", "1"):
+            return self._watch(collection, params)
         if request.method == "GET":
             return self._get(path, params) if name else self._list(collection, params)
         if request.method == "POST" and not name:
@@ -174,17 +254,43 @@ class FakeApiServer:
 
     def _list(self, collection: str, params: dict[str, str]) -> httpx.Response:
         try:
-            wanted = _parse_selector(params.get("labelSelector", ""))
+            match = _Selection(collection, params)
         except ValueError as exc:
             return _status(400, "BadRequest", str(exc))
-        items = [
-            obj
-            for key, obj in sorted(self.objects.items())
-            if key.rsplit("/", 1)[0] == collection
-            and all((obj["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
-        ]
+        items = [obj for key, obj in sorted(self.objects.items()) if match(key, obj)]
         meta = {"resourceVersion": str(next(self._counter))}
         return httpx.Response(200, json={"kind": "List", "metadata": meta, "items": items})
+
+    def _watch(self, collection: str, params: dict[str, str]) -> httpx.Response:
+        try:
+            match = _Selection(collection, params)
+            since = int(params.get("resourceVersion") or 0)
+            timeout = float(params.get("timeoutSeconds") or 1800)
+        except ValueError as exc:
+            return _status(400, "BadRequest", str(exc))
+        if since and since < self._compacted:
+            return _status(410, "Expired", f"too old resource version: {since}")
+        initial: list[Obj] = []
+        if not since:  # no version: every current object first, as ADDED
+            since = next(self._counter)
+            initial = [
+                {"type": "ADDED", "object": copy.deepcopy(obj)}
+                for key, obj in sorted(self.objects.items())
+                if match(key, obj)
+            ]
+        stream = _WatchStream(self, match, since, timeout, initial)
+        return httpx.Response(200, headers={"content-type": "application/json"}, stream=stream)
+
+    def _record(self, change: Change) -> None:
+        self.history.append(change)
+        if self.history_limit is not None:
+            while len(self.history) > self.history_limit:
+                self._compacted = self.history.pop(0).rv
+        self._wake()
+
+    def _wake(self) -> None:
+        for wakeup in self._wakeups:
+            wakeup.set()
 
     def _create(self, collection: str, body: Obj) -> httpx.Response:
         body = copy.deepcopy(body)  # the log keeps what was sent
@@ -240,7 +346,9 @@ class FakeApiServer:
         meta["uid"] = before["metadata"]["uid"]  # immutable
         if after.get("spec") != before.get("spec"):
             meta["generation"] = int(before["metadata"].get("generation", 1)) + 1
-        meta["resourceVersion"] = str(next(self._counter))
+        rv = next(self._counter)
+        meta["resourceVersion"] = str(rv)
+        self._record(Change(rv, path, before, copy.deepcopy(after)))
         self.objects[path] = after
         return copy.deepcopy(after)
 
@@ -258,7 +366,95 @@ class FakeApiServer:
                 f"UID in object meta: {have_uid}",
             )
         del self.objects[path]
+        rv = next(self._counter)
+        last = copy.deepcopy(existing)
+        last["metadata"]["resourceVersion"] = str(rv)  # as etcd's delete revision
+        self._record(Change(rv, path, existing, None, deleted=last))
         return httpx.Response(200, json={"kind": "Status", "status": "Success"})
+
+
+class _Selection:
+    """Which stored objects a collection request (with its selectors) covers."""
+
+    def __init__(self, collection: str, params: dict[str, str]) -> None:
+        self.prefix, self.namespace, self.plural = _coords(collection)
+        self.labels = _parse_selector(params.get("labelSelector", ""))
+        self.fields = _parse_fields(params.get("fieldSelector", ""))
+
+    def __call__(self, path: str, obj: Obj) -> bool:
+        prefix, namespace, plural = _coords(path.rsplit("/", 1)[0])
+        if (prefix, plural) != (self.prefix, self.plural):
+            return False
+        if self.namespace is not None and namespace != self.namespace:
+            return False
+        meta = obj.get("metadata") or {}
+        got = {"metadata.name": meta.get("name"), "metadata.namespace": namespace or ""}
+        if any(got[k] != v for k, v in self.fields.items()):
+            return False
+        labels = meta.get("labels") or {}
+        return all(labels.get(k) == v for k, v in self.labels.items())
+
+    def event(self, change: Change) -> Obj | None:
+        """The watch event ``change`` makes for this selection, if any."""
+        was = change.before is not None and self(change.path, change.before)
+        now = change.after is not None and self(change.path, change.after)
+        if now:
+            return {"type": "MODIFIED" if was else "ADDED", "object": copy.deepcopy(change.after)}
+        if was:  # deleted, or its labels left the selection
+            gone = change.deleted if change.after is None else change.after
+            return {"type": "DELETED", "object": copy.deepcopy(gone)}
+        return None
+
+
+class _WatchStream(httpx.AsyncByteStream):
+    """One watch's body: the selected changes after ``since``, then new ones as they come."""
+
+    def __init__(
+        self, fake: FakeApiServer, match: _Selection, since: int, timeout: float, initial: list[Obj]
+    ) -> None:
+        self._fake = fake
+        self._match = match
+        self._since = since
+        self._timeout = timeout
+        self._initial = initial
+        self._generation = fake._watch_generation
+        self._wakeup = asyncio.Event()
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        fake = self._fake
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        fake._wakeups.add(self._wakeup)
+        fake._watch_opened.set()
+        try:
+            for event in self._initial:
+                yield _line(event)
+            while not self._closed and fake._watch_generation == self._generation:
+                self._wakeup.clear()
+                if self._since < fake._compacted:  # fell behind the retained history
+                    yield _line({"type": "ERROR", "object": _status_body(410, "Expired", "gone")})
+                    return
+                for change in [c for c in fake.history if c.rv > self._since]:
+                    self._since = change.rv
+                    if (selected := self._match.event(change)) is not None:
+                        yield _line(selected)
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    return
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), left)
+                except TimeoutError:
+                    return
+        finally:
+            fake._wakeups.discard(self._wakeup)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._wakeup.set()
+
+
+def _line(event: Obj) -> bytes:
+    return json.dumps(event).encode() + b"\n"
 
 
 def _split(path: str) -> tuple[str, str, str]:
@@ -272,6 +468,26 @@ def _split(path: str) -> tuple[str, str, str]:
     name = rest[1] if len(rest) > 1 else ""
     sub = "/".join(rest[2:])
     return collection, name, sub
+
+
+def _coords(collection: str) -> tuple[str, str | None, str]:
+    """``(group/version prefix, namespace or None, plural)`` of a collection path."""
+    parts = collection.strip("/").split("/")
+    head = 2 if parts[0] == "api" else 3
+    prefix = "/".join(parts[:head])
+    if len(parts) == head + 3 and parts[head] == "namespaces":
+        return prefix, parts[head + 1], parts[head + 2]
+    return prefix, None, parts[-1]
+
+
+def _parse_fields(text: str) -> dict[str, str]:
+    wanted: dict[str, str] = {}
+    for term in filter(None, text.split(",")):
+        key, sep, value = term.partition("=")
+        if not sep or key not in ("metadata.name", "metadata.namespace"):
+            raise ValueError(f"the fake supports metadata.name/namespace=value only, got {term!r}")
+        wanted[key] = value.removeprefix("=")  # k==v is equality too
+    return wanted
 
 
 def _parse_selector(text: str) -> dict[str, str]:
@@ -309,7 +525,11 @@ def _merge_patch(target: Obj, patch: Obj) -> Obj:
 
 
 def _status(code: int, reason: str, message: str) -> httpx.Response:
-    body = {
+    return httpx.Response(code, json=_status_body(code, reason, message))
+
+
+def _status_body(code: int, reason: str, message: str) -> Obj:
+    return {
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
@@ -318,4 +538,3 @@ def _status(code: int, reason: str, message: str) -> httpx.Response:
         "reason": reason,
         "code": code,
     }
-    return httpx.Response(code, json=body)

@@ -141,6 +141,26 @@ CASES = [
         {"scaling.behavior": {"scaleDown": {"selectPolicy": "Maximum"}}},
         "spec.scaling.behavior.scaleDown.selectPolicy",
     ),
+    Case(
+        "scale-to-zero-without-keda",
+        {"scaling": {"minReplicas": 0, "maxReplicas": 3}},
+        "spec.scaling.minReplicas",
+    ),
+    Case(
+        "keda-without-server-address",
+        {"scaling": {"provider": "keda", "minReplicas": 1, "maxReplicas": 3}},
+        "spec.scaling.provider",
+    ),
+    Case(
+        "keda-server-address-scheme",
+        {"scaling": {"provider": "keda", "maxReplicas": 3, "keda": {"serverAddress": "prom:9090"}}},
+        "spec.scaling.keda.serverAddress",
+    ),
+    Case(
+        "builtin-reads-no-cpu",
+        {"scaling": {"provider": "builtin", "maxReplicas": 3, "metric": {"type": "cpu"}}},
+        "spec.scaling.provider",
+    ),
     # replicas
     Case("replicas-negative", {"replicas": -1}, "spec.replicas"),
     Case("replicas-too-many", {"replicas": 1001}, "spec.replicas"),

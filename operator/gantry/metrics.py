@@ -54,7 +54,16 @@ class OperatorMetrics:
             ["namespace", "name", "reason"],
             registry=r,
         )
+        self.leader = Gauge(
+            "gantry_leader",
+            "1 while this replica holds the leader Lease and reconciles; 0 on a standby.",
+            registry=r,
+        )
+        self.leader.set(1)
 
+        # The (revision, resource) label values counted per ModelDeployment, so
+        # ``forget`` can drop every series of a deleted one (``remove`` needs them all).
+        self._gpu_series: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self.gpu_seconds = Counter(
             "gantry_gpu_seconds",
             "GPU-seconds (whole GPUs or MIG slices) held by running pods, integrated "
@@ -67,8 +76,14 @@ class OperatorMetrics:
         self, namespace: str, name: str, accrued: dict[tuple[str, str], float]
     ) -> None:
         """Count GPU-seconds by (revision, resource) for one ModelDeployment."""
+        series = self._gpu_series.setdefault((namespace, name), set())
         for (rev, resource), seconds in accrued.items():
             self.gpu_seconds.labels(namespace, name, rev, resource).inc(seconds)
+            series.add((rev, resource))
+
+    def set_leader(self, leading: bool) -> None:
+        """1 while this replica holds the leader Lease (always 1 without leader election)."""
+        self.leader.set(1 if leading else 0)
 
     def set_phase(self, namespace: str, name: str, phase: str) -> None:
         for candidate in PHASES:
@@ -82,6 +97,8 @@ class OperatorMetrics:
         for gauge in (self.canary_weight, self.canary_step):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, name)
+        for rev, resource in self._gpu_series.pop((namespace, name), set()):
+            self.gpu_seconds.remove(namespace, name, rev, resource)
 
     def serve(self, port: int, *, addr: str = "0.0.0.0") -> None:
         start_http_server(port, addr=addr, registry=self.registry)

@@ -3,9 +3,10 @@
 A pod holds the ``nvidia.com/gpu`` or ``nvidia.com/mig-*`` limits of its
 containers from when it runs until it stops. ``gantry_gpu_seconds_total`` is
 integrated from the pods seen at each reconcile: the allocation seen at one
-reconcile is taken to hold until the next (a left Riemann sum), so each pod's
-start or stop is off by at most one reconcile interval (``GANTRY_RESYNC_SECONDS``,
-5 s by default, shorter while autoscaling because reconciles follow pod events).
+reconcile is taken to hold until the next (a left Riemann sum). A pod that
+starts or stops is a watch event that queues a reconcile of its ModelDeployment,
+so each is counted from about when it happened (off by the queue's delay), not
+from the slow re-probe of a settled object (``handlers/cadence.py``).
 """
 
 from __future__ import annotations

@@ -50,6 +50,12 @@ test: lint unit e2e  ## everything CI runs
 demo: venv  ## local control plane + operator + an example brought to Ready, status printed
 	$(PY) -m e2e.demo
 
+chart-crd:  ## copy crds/ into charts/gantry/crds (run after `make crd`; a test compares them)
+	cp crds/serving.gantry.dev_modeldeployments.yaml charts/gantry/crds/
+
+chart-check: venv system-deps  ## the chart without a cluster: helm lint, values schema, promtool
+	$(PY) -m pytest tests/chart -q
+
 bench: venv system-deps  ## benchmarks: ratios against baselines run in the same process
 	$(PY) bench/operator_bench.py
 	$(PY) bench/runtime_bench.py --quick
@@ -59,3 +65,4 @@ clean:  ## remove local state (keeps the build cache outside the repo)
 	rm -rf .cluster .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: help venv system-deps lint crd unit cluster-up cluster-down e2e test demo bench clean
+.PHONY: chart-crd chart-check

@@ -86,23 +86,6 @@ def client(kubeconfig: Path | None) -> KubeClient:
     return KubeClient(load(str(kubeconfig) if kubeconfig else None))
 
 
-def seed_released_lease(kubectl: Kubectl, namespace: str) -> None:
-    """A released Lease, as a graceful leader leaves it.
-
-    KubeClient.create resolves kinds through gantry.kube.resources.KNOWN, which lacks Lease
-    (reported to the lead); until it has it, an elector cannot create the Lease itself.
-    """
-    kubectl.apply(
-        {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": LEASE, "namespace": namespace},
-            "spec": {"holderIdentity": "", "leaseDurationSeconds": 1, "leaseTransitions": 0},
-        },
-        namespace=namespace,
-    )
-
-
 def lease_spec(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
     spec: dict[str, Any] = kubectl.json("get", "lease", LEASE, "-n", namespace)["spec"]
     return spec
@@ -111,7 +94,6 @@ def lease_spec(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
 async def test_hung_leader_steps_down_before_the_standby_takes_over(
     client: KubeClient, kubectl: Kubectl, namespace: str
 ) -> None:
-    seed_released_lease(kubectl, namespace)
     journal = Journal()
     store_a = HangableStore(KubeLeaseStore(client, name=LEASE, namespace=namespace))
     a = journal.elector("replica-a", store_a)
@@ -165,7 +147,6 @@ async def test_hung_leader_steps_down_before_the_standby_takes_over(
 async def test_racing_candidates_elect_exactly_one(
     client: KubeClient, kubectl: Kubectl, namespace: str
 ) -> None:
-    seed_released_lease(kubectl, namespace)
     journal = Journal()
     electors = [
         journal.elector(f"replica-{i}", KubeLeaseStore(client, name=LEASE, namespace=namespace))
@@ -190,11 +171,6 @@ async def test_racing_candidates_elect_exactly_one(
         await client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="KubeClient.create needs Lease in gantry.kube.resources.KNOWN (reported to the lead)",
-)
 async def test_first_elector_creates_the_lease(
     client: KubeClient, kubectl: Kubectl, namespace: str
 ) -> None:

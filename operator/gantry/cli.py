@@ -56,6 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port,
         kubeconfig=args.kubeconfig,
         verbose=args.verbose,
+        leader_election=args.leader_election,
     )
     return 0
 
@@ -81,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, default=8080)
     run.add_argument("--liveness-port", type=int, default=8081)
     run.add_argument("--kubeconfig", default=None)
+    run.add_argument(
+        "--leader-election",
+        action="store_true",
+        help="campaign for a coordination.k8s.io Lease and reconcile only while holding it "
+        "(for more than one replica; also GANTRY_LEADER_ELECTION=true)",
+    )
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=cmd_run)
 

@@ -21,6 +21,13 @@ server while nothing changes.
   model still loading, the next health probe of a settled object). A slow,
   jittered resync of every object (``GANTRY_RESYNC_SECONDS``) is only a safety net.
 
+* **Leader election** (``GANTRY_LEADER_ELECTION=true``, what the chart sets when
+  it runs more than one replica): every replica watches and keeps warm caches;
+  only the holder of the ``coordination.k8s.io/v1`` Lease reconciles, and its
+  client refuses every write the moment its renew deadline passes
+  (:class:`~gantry.kube.client.NotLeaderError`), before the Lease can expire
+  and a standby take over. A graceful stop releases the Lease at once.
+
 kopf is used only as a watch: its change-detecting handlers (create/update/
 resume) would keep their progress and a whole copy of the spec in annotations
 on every object for a diff Gantry never uses, and its timers put a finalizer
@@ -47,10 +54,19 @@ import kopf
 from gantry.api.spec import GROUP, KIND, PLURAL, VERSION
 from gantry.handlers.cadence import Cadence, next_look
 from gantry.handlers.queue import WorkQueue
-from gantry.kube import ApiError, ClusterConfig, Manifest, Resource, load
+from gantry.kube import (
+    ApiError,
+    ClusterConfig,
+    KubeClient,
+    Manifest,
+    NotLeaderError,
+    Resource,
+    load,
+)
 from gantry.kube import resources as kinds
 from gantry.kube.cached import CachedKubeClient, Watched, namespace_filter
 from gantry.kube.store import Store
+from gantry.leader import ElectionConfig, KubeLeaseStore, LeaderElector
 from gantry.metrics import OperatorMetrics
 from gantry.reconciler import Reconciler, Settings, write_outcome
 from gantry.render import CHILD_KINDS
@@ -65,6 +81,7 @@ CADENCE = Cadence(
 )
 MAX_BACKOFF_SECONDS = float(os.environ.get("GANTRY_MAX_BACKOFF_SECONDS", "300"))
 FIELD_MANAGER = "gantry"
+LEADER_ELECTION = os.environ.get("GANTRY_LEADER_ELECTION", "false").lower() in ("1", "true")
 SELECTOR = f"{MANAGED_BY}={MANAGED_BY_GANTRY}"
 # Kinds every Kubernetes serves; any other child kind comes from a CRD that may be absent.
 BUILT_IN = frozenset({kinds.DEPLOYMENT, kinds.SERVICE, kinds.POD, kinds.HPA, kinds.PDB})
@@ -92,6 +109,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     namespaces: list[str] = list(memo.get("namespaces") or [])
     queue: WorkQueue[Key] = WorkQueue(max_backoff=MAX_BACKOFF_SECONDS)
     memo["queue"] = queue
+    leading = asyncio.Event()
+    memo["leading"] = leading
+    elector = _elector(memo) if LEADER_ELECTION else None
+    if elector is None:
+        leading.set()
+    else:
+        metrics.set_leader(False)
     kube = CachedKubeClient(
         _config(memo),
         watched=watched_kinds(),
@@ -99,6 +123,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         selector=SELECTOR,
         on_change=lambda res, _kind, obj: _child_changed(memo, res, obj),
         field_manager=FIELD_MANAGER,
+        may_write=elector.is_leader if elector is not None else None,
     )
     memo["kube"] = kube
     memo["bodies"] = kube.passive_store(kinds.MODEL_DEPLOYMENT, namespace_filter(namespaces))
@@ -108,6 +133,51 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["tasks"] = [
         asyncio.create_task(_worker(memo), name=f"gantry-worker-{i}") for i in range(WORKERS)
     ] + [asyncio.create_task(_resync_forever(memo), name="gantry-resync")]
+    if elector is not None:
+        memo["election"] = asyncio.create_task(elector.run(), name="gantry-leader-election")
+
+
+def _elector(memo: kopf.Memo) -> LeaderElector:
+    """This replica's campaign for the Lease, on a client of its own (never write-gated)."""
+    config = _config(memo)
+    env = os.environ
+    namespace = env.get("GANTRY_LEADER_ELECTION_NAMESPACE") or config.namespace
+    name = env.get("GANTRY_LEADER_ELECTION_NAME", "gantry-leader")
+    client = KubeClient(config, field_manager=FIELD_MANAGER)
+    memo["election_client"] = client
+    metrics: OperatorMetrics = memo["metrics"]
+    leading: asyncio.Event = memo["leading"]
+
+    def started() -> None:
+        logger.info("leading: this replica reconciles now (Lease %s/%s)", namespace, name)
+        leading.set()
+        metrics.set_leader(True)
+        _queue_everything(memo)
+
+    def stopped() -> None:
+        logger.warning("not leading: writes stop (Lease %s/%s)", namespace, name)
+        leading.clear()
+        metrics.set_leader(False)
+
+    return LeaderElector(
+        KubeLeaseStore(client, name=name, namespace=namespace),
+        identity=client.identity,
+        config=ElectionConfig(
+            lease_duration=int(env.get("GANTRY_LEASE_DURATION_SECONDS", "15")),
+            renew_deadline=float(env.get("GANTRY_RENEW_DEADLINE_SECONDS", "10")),
+            retry_period=float(env.get("GANTRY_RETRY_PERIOD_SECONDS", "2")),
+        ),
+        on_started_leading=started,
+        on_stopped_leading=stopped,
+        on_new_leader=lambda who: logger.info("the leader is %s", who or "nobody"),
+    )
+
+
+def _queue_everything(memo: kopf.Memo) -> None:
+    queue: WorkQueue[Key] = memo["queue"]
+    for body in memo["bodies"]:
+        meta = body.get("metadata") or {}
+        queue.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
 
 
 def _config(memo: kopf.Memo) -> ClusterConfig:
@@ -128,7 +198,7 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
         server=config.server,
         ca_path=config.ca_file,
         insecure=config.insecure,
-        token=config.token,
+        token=config.current_token(),
         certificate_path=config.cert_file,
         private_key_path=config.key_file,
         default_namespace=config.namespace,
@@ -137,13 +207,21 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    # Workers and the resync stop before the client they use is closed under them.
+    # Workers and the resync stop before the client they use is closed under them;
+    # then the Lease is released, so a standby takes over without waiting for it to expire.
     tasks: list[asyncio.Task[None]] = memo.get("tasks") or []
     for task in tasks:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    election: asyncio.Task[None] | None = memo.get("election")
+    if election is not None:
+        election.cancel()  # the elector releases the Lease on its way out
+        with contextlib.suppress(asyncio.CancelledError):
+            await election
+        client: KubeClient = memo["election_client"]
+        await client.close()
     queue: WorkQueue[Key] | None = memo.get("queue")
     if queue is not None:
         queue.shutdown()
@@ -182,12 +260,19 @@ async def _reconcile(key: Key, memo: kopf.Memo) -> float | None:
 
 async def _worker(memo: kopf.Memo) -> None:
     queue: WorkQueue[Key] = memo["queue"]
+    leading: asyncio.Event = memo["leading"]
     while True:
+        await leading.wait()
         key = await queue.get()
+        if not leading.is_set():
+            queue.done(key)  # a new leader queues every object again
+            continue
         try:
             due = await _reconcile(key, memo)
         except asyncio.CancelledError:
             raise
+        except NotLeaderError:
+            logger.info("reconcile of %s/%s stopped: leadership lost", *key)
         except ApiError as exc:
             delay = queue.retry(key)
             logger.warning("reconcile of %s/%s failed: %s; retry in %.0fs", *key, exc, delay)
@@ -205,13 +290,9 @@ async def _worker(memo: kopf.Memo) -> None:
 
 async def _resync_forever(memo: kopf.Memo) -> None:
     """Queue every object every ~GANTRY_RESYNC_SECONDS: a safety net, not the clock."""
-    bodies: Store = memo["bodies"]
-    queue: WorkQueue[Key] = memo["queue"]
     while True:
         await asyncio.sleep(RESYNC_SECONDS * random.uniform(0.9, 1.1))
-        for body in bodies:
-            meta = body.get("metadata") or {}
-            queue.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+        _queue_everything(memo)
 
 
 def _controller_owner(obj: Mapping[str, Any]) -> str | None:
@@ -250,9 +331,7 @@ def _child_changed(memo: kopf.Memo, res: Resource, obj: Manifest) -> None:
         return
     if res is kinds.CRD:
         # A child kind appeared or went away: what failed for want of it is retried now.
-        for body in memo["bodies"]:
-            meta = body.get("metadata") or {}
-            queue.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+        _queue_everything(memo)
         return
     kube: CachedKubeClient = memo["kube"]
     key = owner_key(res, obj, kube.stores[kinds.DEPLOYMENT])

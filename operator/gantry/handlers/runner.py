@@ -18,10 +18,13 @@ def run_operator(
     liveness_port: int = 8081,
     kubeconfig: str | None = None,
     verbose: bool = False,
+    leader_election: bool = False,
 ) -> None:
     """Run until interrupted. Watches ``namespaces``, or every namespace when empty."""
     if kubeconfig:
         os.environ["GANTRY_KUBECONFIG"] = kubeconfig
+    if leader_election:
+        os.environ["GANTRY_LEADER_ELECTION"] = "true"
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,6 +1,6 @@
 """The one place that talks to the Kubernetes API server."""
 
-from gantry.kube.client import ApiError, KubeClient, Manifest
+from gantry.kube.client import ApiError, KubeClient, Manifest, NotLeaderError
 from gantry.kube.config import ClusterConfig, KubeConfigError, load
 from gantry.kube.resources import Resource, resource_of
 
@@ -10,6 +10,7 @@ __all__ = [
     "KubeClient",
     "KubeConfigError",
     "Manifest",
+    "NotLeaderError",
     "Resource",
     "load",
     "resource_of",

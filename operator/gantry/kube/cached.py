@@ -87,8 +87,17 @@ class CachedKubeClient(KubeClient):
         timeout: float = 10.0,
         informer_settings: InformerSettings | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        identity: str | None = None,
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
-        super().__init__(config, field_manager=field_manager, timeout=timeout, transport=transport)
+        super().__init__(
+            config,
+            field_manager=field_manager,
+            timeout=timeout,
+            transport=transport,
+            identity=identity,
+            may_write=may_write,
+        )
         self.selector = selector
         self._selector_terms = parse_selector(selector)
         self._on_change = on_change

@@ -7,13 +7,17 @@ API errors surface as :class:`ApiError` with the server's status and message.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+import os
+import socket
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
 import httpx
 
+from gantry import __version__
 from gantry.kube.config import ClusterConfig
 from gantry.kube.resources import Resource, resource_of
 
@@ -58,6 +62,32 @@ class WatchEvent:
     object: Manifest
 
 
+class NotLeaderError(Exception):
+    """A write was refused locally: this replica does not hold the leader Lease now."""
+
+
+def default_identity() -> str:
+    """This replica's name: the pod's (downward API) or host-pid, unique per process."""
+    return os.environ.get("GANTRY_POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+class _TokenAuth(httpx.Auth):
+    """The bearer token asked for at each request: exec-plugin and projected
+    service-account tokens expire, and the config refreshes them when due."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self._config = config
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        # A refresh may run an exec plugin (a subprocess): off the event loop.
+        token = await asyncio.to_thread(self._config.current_token)
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+
 def _raise_for(response: httpx.Response) -> None:
     if response.is_success:
         return
@@ -82,6 +112,10 @@ class KubeClient:
         timeout: Seconds per request.
         transport: An httpx transport to send requests through instead of the
             network (tests inject an ``httpx.MockTransport``).
+        identity: Named in the User-Agent (``gantry/<version> (<identity>)``), so
+            the API server's audit log tells the writes of each replica apart.
+        may_write: Asked before every write; False refuses it locally with
+            :class:`NotLeaderError` (a replica that lost the leader Lease).
     """
 
     def __init__(
@@ -91,13 +125,24 @@ class KubeClient:
         field_manager: str = "gantry",
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        identity: str | None = None,
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
-        headers = {"Accept": "application/json", "User-Agent": "gantry"}
-        if config.token:
+        self.identity = identity or default_identity()
+        headers = {
+            "Accept": "application/json",
+            "User-Agent": f"gantry/{__version__} ({self.identity})",
+        }
+        auth: httpx.Auth | None = None
+        if config.refreshes:
+            auth = _TokenAuth(config)
+        elif config.token:
             headers["Authorization"] = f"Bearer {config.token}"
+        self.may_write = may_write
         self._http = httpx.AsyncClient(
             base_url=config.server,
             headers=headers,
+            auth=auth,
             verify=config.ssl_context(),
             timeout=timeout,
             # Keep-alive equal to the pool: closing idle connections while requests wait
@@ -110,6 +155,7 @@ class KubeClient:
         self._watch_http = httpx.AsyncClient(
             base_url=config.server,
             headers=headers,
+            auth=auth,
             verify=config.ssl_context(),
             timeout=timeout,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=8),
@@ -137,6 +183,8 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
     ) -> Manifest:
+        if method != "GET" and self.may_write is not None and not self.may_write():
+            raise NotLeaderError(f"{method} {path}: this replica is not the leader")
         content = None if body is None else json.dumps(body).encode()
         response = await self._http.request(
             method, path, params=params, content=content, headers={"Content-Type": content_type}

@@ -78,6 +78,11 @@ class ClusterConfig:
             ctx.load_cert_chain(self.cert_file, self.key_file)
         return ctx
 
+    @property
+    def refreshes(self) -> bool:
+        """Whether the token can change while the process runs (exec plugin, projected token)."""
+        return self._credentials is not None
+
     def current_token(self) -> str | None:
         """The bearer token to send now: refreshed first when the loader says it is due.
 

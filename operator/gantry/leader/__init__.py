@@ -6,10 +6,9 @@ server. The reconciler asks :meth:`LeaderElector.is_leader` before each batch of
 
 from gantry.leader.elector import LeaderElector
 from gantry.leader.lease import ElectionConfig
-from gantry.leader.store import LEASE, KubeLeaseStore, LeaseConflict, LeaseStore
+from gantry.leader.store import KubeLeaseStore, LeaseConflict, LeaseStore
 
 __all__ = [
-    "LEASE",
     "ElectionConfig",
     "KubeLeaseStore",
     "LeaderElector",

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from gantry.kube import ApiError, KubeClient, Resource
-
-LEASE = Resource("coordination.k8s.io/v1", "Lease", "leases")
+from gantry.kube import ApiError, KubeClient
+from gantry.kube.resources import LEASE
 
 
 class LeaseConflict(Exception):

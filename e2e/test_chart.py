@@ -440,10 +440,8 @@ def test_namespaced_release_takes_its_namespace_to_ready_and_nothing_else(
                 kubectl.apply(md, namespace=ns)
                 kubectl("wait", "--for=condition=Ready", f"md/{NAME}", "-n", ns, "--timeout=120s",
                         timeout=130)  # fmt: skip
-                operator_log_clean(
-                    operator,
-                    allow=r"cannot (list|watch) resource \"(namespaces|customresourcedefinitions)\"",
-                )
+                scans = r"cannot (list|watch) resource \"(namespaces|customresourcedefinitions)\""
+                operator_log_clean(operator, allow=scans)
                 kubectl("delete", "md", NAME, "-n", ns, "--wait=true", "--timeout=60s")
         finally:
             assert operator.stop() == 0, operator.tail()

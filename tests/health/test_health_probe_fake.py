@@ -7,79 +7,17 @@ whatever the test scripts, so each branch of the probe runs over a real socket.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-import pytest_asyncio
-from aiohttp import web
 
 from gantry.health import ProbeReason, probe_endpoint, probe_endpoints
+from tests.health.kserve_fake import Fake
 
 pytestmark = pytest.mark.timeout(60)
 R = ProbeReason
-
-
-@dataclass
-class Script:
-    """What the fake server answers."""
-
-    server_ready: bool = True
-    model_ready: bool = False
-    index: Any = field(default_factory=list)
-    index_status: int = 200
-    delay_s: float = 0.0
-    in_flight: int = 0
-    max_in_flight: int = 0
-    paths: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Fake:
-    script: Script
-    endpoint: str
-
-
-# The server must run on the test's own event loop (the project default for
-# fixtures is the session loop, which is idle while a function-scoped test runs).
-@pytest_asyncio.fixture(loop_scope="function")
-async def fake() -> AsyncIterator[Fake]:
-    script = Script()
-
-    async def answer(request: web.Request) -> web.Response:
-        script.paths.append(f"{request.method} {request.path}")
-        script.in_flight += 1
-        script.max_in_flight = max(script.max_in_flight, script.in_flight)
-        try:
-            await asyncio.sleep(script.delay_s)
-            path = request.path
-            if path == "/v2/health/ready":
-                return web.Response(status=200 if script.server_ready else 400)
-            if path.endswith("/ready"):
-                return web.Response(status=200 if script.model_ready else 400)
-            if path == "/v2/repository/index":
-                if script.index_status != 200:
-                    return web.json_response({"error": "restricted"}, status=script.index_status)
-                return web.json_response(script.index)
-            return web.Response(status=404)
-        finally:
-            script.in_flight -= 1
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield Fake(script, f"127.0.0.1:{port}")
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

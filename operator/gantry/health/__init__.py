@@ -8,6 +8,7 @@ This package is the only one that imports tritonclient; it imports neither
 kopf, nor a Kubernetes client, nor torch.
 """
 
+from gantry.health.pool import PoolStats, ProbePool, ProbeTarget
 from gantry.health.probe import (
     ACCESS_TOKEN_HEADER,
     SEVERITY,
@@ -22,8 +23,11 @@ __all__ = [
     "ACCESS_TOKEN_HEADER",
     "SEVERITY",
     "ModelProbe",
+    "PoolStats",
+    "ProbePool",
     "ProbeReason",
     "ProbeSummary",
+    "ProbeTarget",
     "probe_endpoint",
     "probe_endpoints",
     "summarize",

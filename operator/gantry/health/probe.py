@@ -34,8 +34,10 @@ __all__ = [
     "ACCESS_TOKEN_HEADER",
     "MAX_MESSAGE_CHARS",
     "SEVERITY",
+    "Client",
     "ModelProbe",
     "ProbeReason",
+    "new_client",
     "probe_endpoint",
     "probe_endpoints",
 ]
@@ -46,7 +48,7 @@ ACCESS_TOKEN_HEADER = "triton-access-token"
 MAX_MESSAGE_CHARS = 2000
 
 
-class _Client(Protocol):
+class Client(Protocol):
     """The slice of ``tritonclient.http.aio.InferenceServerClient`` used here.
 
     tritonclient ships no annotations (and its star re-exports confuse type
@@ -64,7 +66,7 @@ class _Client(Protocol):
     async def close(self) -> None: ...
 
 
-_new_client = cast(Callable[..., _Client], triton_http.InferenceServerClient)
+_new_client = cast(Callable[..., Client], triton_http.InferenceServerClient)
 
 # What the network and tritonclient raise for servers that are down, slow or odd.
 _NETWORK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError, InferenceServerException, ValueError)
@@ -179,7 +181,7 @@ def _classify(
 
 
 async def _probe(
-    client: _Client,
+    client: Client,
     endpoint: str,
     model: str,
     version: str | None,
@@ -209,6 +211,14 @@ async def _probe(
     return _classify(endpoint, server_ready, model, entry, index_error)
 
 
+def new_client(endpoint: str, *, timeout: float) -> Client:
+    """A tritonclient HTTP client for ``endpoint`` (its own aiohttp session: close it)."""
+    url, ssl = _split(endpoint)
+    # aiohttp's own limit is set past the probe's so that expiry is always the probe's,
+    # and reported the same way whichever request was slow.
+    return _new_client(url, conn_timeout=timeout + 1.0, ssl=ssl)
+
+
 async def probe_endpoint(
     endpoint: str,
     model: str,
@@ -218,6 +228,7 @@ async def probe_endpoint(
     # asyncio.timeout so that expiry yields a typed result, not a cancellation.
     timeout: float,  # noqa: ASYNC109
     headers: Mapping[str, str] | None = None,
+    client: Client | None = None,
 ) -> ModelProbe:
     """Probe one endpoint for one model version; never raises for network errors.
 
@@ -227,20 +238,21 @@ async def probe_endpoint(
         version: the model version, or ``None`` for Triton's default policy.
         timeout: seconds for the whole probe (all its requests together).
         headers: extra headers, e.g. ``{ACCESS_TOKEN_HEADER: token}``.
+        client: a kept client of :func:`new_client` for this endpoint (left open);
+            without one, a client is made for this probe and closed after it.
     """
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
-    url, ssl = _split(endpoint)
     progress = _Progress()
     try:
         async with asyncio.timeout(timeout):
-            # aiohttp's own limit is set past ours so that expiry is always ours,
-            # and reported the same way whichever request was slow.
-            client = _new_client(url, conn_timeout=timeout + 1.0, ssl=ssl)
+            own = client is None
+            used = new_client(endpoint, timeout=timeout) if client is None else client
             try:
-                return await _probe(client, endpoint, model, version, headers, progress)
+                return await _probe(used, endpoint, model, version, headers, progress)
             finally:
-                await client.close()
+                if own:
+                    await used.close()
     except TimeoutError:
         message = f"no complete answer within {timeout:g}s"
         if not progress.answered:

@@ -31,7 +31,7 @@ from gantry.api.status import (
     ModelDeploymentStatus,
     ScalingStatus,
 )
-from gantry.health import ACCESS_TOKEN_HEADER, ModelProbe, probe_endpoints, summarize
+from gantry.health import ACCESS_TOKEN_HEADER, ModelProbe, ProbePool, ProbeTarget, summarize
 from gantry.kube import ApiError, KubeClient, Manifest, Resource, resource_of
 from gantry.kube import resources as kinds
 from gantry.metrics import OperatorMetrics
@@ -95,6 +95,10 @@ class Settings:
     # Seconds between two reads of the pods' metrics by the builtin scaler (the rate
     # metrics are deltas between reads; reconciles in between reuse the last decision).
     scale_interval: float = 15.0
+    # Probes started per second across every object, and how long a model-ready
+    # answer stands while its pod does not change (see gantry.health.pool).
+    probe_rate: float = 50.0
+    probe_ready_interval: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -106,6 +110,10 @@ class Settings:
             cluster_domain=env.get("GANTRY_CLUSTER_DOMAIN", cls.cluster_domain),
             triton_access_token=env.get("GANTRY_TRITON_ACCESS_TOKEN") or None,
             scale_interval=float(env.get("GANTRY_SCALE_INTERVAL", cls.scale_interval)),
+            probe_rate=float(env.get("GANTRY_PROBES_PER_SECOND", cls.probe_rate)),
+            probe_ready_interval=float(
+                env.get("GANTRY_PROBE_READY_SECONDS", cls.probe_ready_interval)
+            ),
         )
 
 
@@ -210,6 +218,16 @@ def _served_model(pod: Manifest, spec: ModelDeploymentSpec) -> tuple[str, str]:
     )
 
 
+def _pod_revision(pod: Manifest) -> str:
+    """What, when it changes, makes a pod's last model-ready answer stale."""
+    status = pod.get("status") or {}
+    ready = next(
+        (c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), ""
+    )
+    restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
+    return f"{pod.get('metadata', {}).get('uid', '')}/{ready}/{restarts}"
+
+
 def _running_pods(pods: Sequence[Manifest]) -> list[Manifest]:
     return [
         p
@@ -235,7 +253,13 @@ class Reconciler:
         self.settings = settings
         self.metrics = metrics
         token = settings.triton_access_token
-        self._probe_headers = {ACCESS_TOKEN_HEADER: token} if token else None
+        self.probes = ProbePool(
+            timeout=settings.probe_timeout,
+            concurrency=settings.probe_concurrency,
+            rate=settings.probe_rate,
+            ready_interval=settings.probe_ready_interval,
+            headers={ACCESS_TOKEN_HEADER: token} if token else None,
+        )
         self.analysis = AnalysisProviders(
             default_prometheus=settings.prometheus_url, scrape_timeout=settings.scrape_timeout
         )
@@ -251,6 +275,7 @@ class Reconciler:
         self._gpus: dict[str, Allocation] = {}
 
     async def close(self) -> None:
+        await self.probes.close()
         await self.analysis.close()
         await self.scaler.close()
         await self.kube.close()
@@ -446,14 +471,10 @@ class Reconciler:
         port = spec.runtime.ports.http
         probed: list[PodProbe] = []
         for (model, version), members in groups.items():
-            results = await probe_endpoints(
-                [f"{p['status']['podIP']}:{port}" for p in members],
-                model,
-                version,
-                timeout=self.settings.probe_timeout,
-                concurrency=self.settings.probe_concurrency,
-                headers=self._probe_headers,
-            )
+            targets = [
+                ProbeTarget(f"{p['status']['podIP']}:{port}", _pod_revision(p)) for p in members
+            ]
+            results = await self.probes.probe(targets, model, version)
             probed += [
                 PodProbe(deployment=_deployment_of(p), probe=r, pod=p["metadata"]["name"])
                 for p, r in zip(members, results, strict=True)

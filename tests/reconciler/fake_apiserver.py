@@ -441,8 +441,12 @@ class _WatchStream(httpx.AsyncByteStream):
                 left = deadline - asyncio.get_running_loop().time()
                 if left <= 0:
                     return
+                # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a
+                # cancellation that arrives just as the event is set, and the
+                # cancelled reader would then wait here forever.
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), left)
+                    async with asyncio.timeout(left):
+                        await self._wakeup.wait()
                 except TimeoutError:
                     return
         finally:

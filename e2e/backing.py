@@ -32,22 +32,51 @@ Pod = dict[str, Any]
 
 @dataclass(frozen=True)
 class Backing:
-    """What a backed pod serves: runtime arguments plus the model's name and version."""
+    """What a backed pod serves: runtime arguments plus the model's name and version.
+
+    Attributes:
+        metrics_port: Serve ``/metrics`` on this port instead of the pod's own
+            ``metrics`` container port, so whoever scrapes the pod as its spec says
+            finds nothing there (a pod that gives no metrics, its model still serving).
+    """
 
     args: Sequence[str]
     model_name: str
     model_version: int = 1
+    metrics_port: int | None = None
 
 
 Chooser = Callable[[Pod], Backing | None]
 
 
-def _ports(pod: Pod) -> RuntimePorts:
+def toy_backing(
+    weights: Path,
+    factory: str,
+    *,
+    model_name: str,
+    version: int = 1,
+    metrics_port: int | None = None,
+) -> Backing:
+    """A pod serving ``e2e.toy_models:<factory>`` (4 float inputs, one torch thread)."""
+    args = [
+        str(weights),
+        "--format=pytorch",
+        f"--module=e2e.toy_models:{factory}",
+        "--input=x:float32:4",
+        "--torch-threads=1",
+    ]
+    return Backing(args, model_name=model_name, model_version=version, metrics_port=metrics_port)
+
+
+def _ports(pod: Pod, backing: Backing) -> RuntimePorts:
     named = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0].get("ports", [])}
+    metrics = named["metrics"] if backing.metrics_port is None else backing.metrics_port
+    if metrics in (named["http"], named["grpc"]):
+        raise ValueError(f"metrics port {metrics} clashes with the pod's http or grpc port")
     return RuntimePorts(
         http=named["http"],
         grpc=named["grpc"],
-        metrics=named["metrics"],
+        metrics=metrics,
         host=pod["status"]["podIP"],
     )
 
@@ -128,7 +157,7 @@ class PodBacker:
                 log_path=self.log_dir / f"{name}.log",
                 model_name=backing.model_name,
                 model_version=backing.model_version,
-                ports=_ports(pod),
+                ports=_ports(pod, backing),
                 access_token=ACCESS_TOKEN,
             )
             self.processes[name] = proc.start()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from e2e.cluster import Kubectl
-from tests.support.runtime_proc import RuntimePorts, RuntimeProcess
+from e2e.runtimes import RuntimePorts, RuntimeProcess
 
 SELECTOR = "app.kubernetes.io/managed-by=gantry"
 ACCESS_TOKEN = "gantry-e2e-token"

@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="gantry-operator-bench-"))
     bench = BenchCluster(cluster.kubectl, cluster.kubeconfig, workdir, log)
     bench.workdir = workdir_for(workdir, bench.run)
-    table = Table()
+    table, breakdown = Table(), Table()
     machine = procfs.MachineCpu.now()
     try:
         bench.open(CRD_PATH)
@@ -175,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 operator.stop()
             table.put_all(f"N={n}", result.figures())
+            breakdown.put_all(f"N={n}", result.steady_by_request())
         if args.soak_minutes:
             operator = Operator(bench, opts.operator_env, "soak")
             operator.start()
@@ -201,6 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print()
     print(table.render())
+    print()
+    print(
+        "Steady window, whole API server (every client of the shared cluster), requests per "
+        "bench object per minute:"
+    )
+    print(breakdown.render())
     return 0
 
 

@@ -139,6 +139,24 @@ async def wait_reconciled(
         await asyncio.sleep(max(0.3, time.monotonic() - started))
 
 
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+async def wait_pods_ready(kube: KubeClient, namespace: str, count: int, deadline: float) -> float:
+    """Wait until ``count`` Gantry pods of ``namespace`` are Ready (kwok's doing); seconds."""
+    started = time.monotonic()
+    ready = 0
+    while time.monotonic() - started < deadline:
+        pods = await kube.list(kinds.POD, namespace, selector=MANAGED)
+        ready = sum(pod_ready(p) for p in pods if not p["metadata"].get("deletionTimestamp"))
+        if ready >= count:
+            return time.monotonic() - started
+        await asyncio.sleep(1.0)
+    raise BenchError(f"{ready} of {count} pods Ready after {deadline:.0f}s")
+
+
 async def delete_all(kube: KubeClient, namespace: str, deadline: float) -> float:
     """Delete every CR of ``namespace``; wait until they and their children are gone."""
     started = time.monotonic()

@@ -14,21 +14,19 @@ Opt-in: ``GANTRY_E2E_KEDA_OPERATOR=1``; the first run builds KEDA (see e2e/keda/
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from e2e.canary_fixtures import prometheus
 from e2e.cluster import REPO_ROOT, Cluster, Kubectl
 from e2e.keda import Binaries, aggregation, binaries, certs, install_crds, operator_skip_reason
-from e2e.keda.operator import KedaAdapter, KedaOperator
-from e2e.operator_proc import OperatorProcess
+from e2e.keda.operator import KedaAdapter, KedaOperator, running
 from e2e.prometheus_proc import PrometheusProcess
 from e2e.waiting import wait_for
 
@@ -48,8 +46,6 @@ METRIC = "s0-prometheus"  # KEDA's name for trigger 0 of type prometheus
 SO_LABEL = "scaledobject.keda.sh/name"
 # First reconciles of a freshly started KEDA, on a loaded 2-core machine.
 WAIT_S = 180.0
-
-P = TypeVar("P", bound=OperatorProcess)
 
 
 def deployment(name: str, replicas: int) -> dict[str, Any]:
@@ -119,17 +115,6 @@ def keda_binaries() -> Binaries:
     return binaries()
 
 
-@contextlib.contextmanager
-def running(proc: P) -> Iterator[P]:
-    """Started, and stopped at the end; a non-zero exit on SIGTERM fails the test."""
-    proc.start(timeout=120)
-    try:
-        yield proc
-    finally:
-        status = proc.stop()
-        assert status == 0, f"{type(proc).__name__} exited with {status}:\n{proc.tail()}"
-
-
 # --- operator only, on the session cluster --------------------------------------------------
 
 
@@ -150,7 +135,7 @@ def test_scaled_object_becomes_an_hpa_on_the_external_metric(
         namespaces=[namespace],
         kubeconfig=kubeconfig,
     )
-    with running(operator):
+    with running(operator, kubectl=kubectl):
         kubectl.apply(scaled_object(NAME, prometheus.url, min_replicas=0), namespace=namespace)
         hpa = wait_for(
             lambda: get(kubectl, "hpa", f"keda-hpa-{NAME}", namespace),
@@ -228,7 +213,7 @@ def test_adapter_serves_the_metric_and_the_hpa_scales_on_it(
         namespaces=[ns],
         kubeconfig=own_cluster.kubeconfig,
     )
-    with running(operator):
+    with running(operator, kubectl=kubectl):
         adapter = KedaAdapter(
             keda_binaries.adapter,
             tmp_path / "keda-adapter.log",

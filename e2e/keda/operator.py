@@ -17,12 +17,16 @@ does (:class:`e2e.operator_proc.OperatorProcess`, whose start/stop/log handling 
 
 from __future__ import annotations
 
+import contextlib
+import ssl
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
+from e2e.cluster import Kubectl
 from e2e.cluster.procs import free_ports
 from e2e.keda.certs import CertDir
 from e2e.operator_proc import OperatorProcess
@@ -66,7 +70,9 @@ class KedaOperator(OperatorProcess):
         kubeconfig: Path | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(log_path, kubeconfig=kubeconfig, env=_keda_env(namespaces, env))
+        super().__init__(
+            log_path, kubeconfig=kubeconfig, env=_keda_env(namespaces, env), namespaces=namespaces
+        )
         self.binary = binary
         self.certs = certs
         (self.grpc_port,) = free_ports(1)
@@ -124,6 +130,7 @@ class KedaAdapter(OperatorProcess):
         self.certs = certs
         self.operator = operator
         self.kubeconfig = kubeconfig
+        self._trust = ssl.create_default_context(cafile=certs.ca_cert)
         # metrics_port: KEDA's plain-HTTP /metrics; liveness_port: the HTTPS API (secure port).
 
     @property
@@ -162,7 +169,38 @@ class KedaAdapter(OperatorProcess):
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"adapter exited with {proc.returncode}:\n{self.tail()}")
         try:
-            answer = httpx.get(f"{self.url}/readyz", verify=str(self.certs.ca_cert), timeout=2)
+            answer = httpx.get(f"{self.url}/readyz", verify=self._trust, timeout=2)
         except httpx.HTTPError:
             return False
         return answer.status_code == 200
+
+
+P = TypeVar("P", bound=OperatorProcess)
+
+#: KEDA's kinds that carry its finalizer (``finalizer.keda.sh``).
+FINALIZED_KINDS = "scaledobjects.keda.sh,scaledjobs.keda.sh"
+
+
+@contextlib.contextmanager
+def running(proc: P, *, kubectl: Kubectl | None = None, timeout: float = 120.0) -> Iterator[P]:
+    """``proc`` started; at the end, its ScaledObjects/ScaledJobs deleted, then ``proc`` stopped.
+
+    KEDA puts a finalizer on every ScaledObject and ScaledJob and removes it only while it runs:
+    one left behind when the operator stops keeps its namespace Terminating for ever. So with
+    ``kubectl`` given (do, for an operator), they are deleted in ``proc.namespaces`` and waited
+    for first. A non-zero exit on SIGTERM raises AssertionError, with the log's tail.
+    """
+    proc.start(timeout=timeout)
+    try:
+        yield proc
+    finally:
+        try:
+            if kubectl is not None:
+                for ns in proc.namespaces:
+                    kubectl(
+                        "delete", FINALIZED_KINDS, "--all", "-n", ns, "--wait=true",
+                        f"--timeout={timeout:.0f}s", timeout=timeout + 30,
+                    )  # fmt: skip
+        finally:
+            status = proc.stop()
+            assert status == 0, f"{type(proc).__name__} exited with {status}:\n{proc.tail()}"

@@ -30,8 +30,9 @@ lint: venv  ## ruff, mypy --strict, import contracts, CRD drift
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-crd: venv  ## regenerate crds/ from the API models
+crd: venv  ## regenerate crds/ (and the chart's copy) from the API models
 	$(VENV)/bin/gantry crd > crds/serving.gantry.dev_modeldeployments.yaml
+	cp crds/serving.gantry.dev_modeldeployments.yaml charts/gantry/crds/
 
 unit: venv system-deps  ## unit and component tests (no cluster)
 	$(PY) -m pytest tests -q

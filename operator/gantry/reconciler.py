@@ -394,6 +394,8 @@ class Reconciler:
         )
         self._record_metrics(owner, previous, status)
         events = tuple(Transition(e.type, e.reason, e.message) for e in decision.events)
+        for event in decision.events:  # the rollout's own steps: Promoted, RolledBack, ...
+            self.metrics.rollout_events.labels(owner.namespace, owner.name, event.reason).inc()
         if scaled is not None and scaled.rescaled:
             events += (Transition("Normal", "Rescaled", scaled.rescaled),)
         events += tuple(transitions(previous, status))

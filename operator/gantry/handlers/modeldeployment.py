@@ -64,7 +64,7 @@ from gantry.kube import (
     load,
 )
 from gantry.kube import resources as kinds
-from gantry.kube.cached import CachedKubeClient, Watched, namespace_filter
+from gantry.kube.cached import CachedKubeClient, CacheNotSyncedError, Watched, namespace_filter
 from gantry.kube.store import Store
 from gantry.leader import ElectionConfig, KubeLeaseStore, LeaderElector
 from gantry.metrics import OperatorMetrics
@@ -79,6 +79,7 @@ CADENCE = Cadence(
     poll=float(os.environ.get("GANTRY_POLL_SECONDS", "5")),
     probe=float(os.environ.get("GANTRY_PROBE_SECONDS", "60")),
 )
+SYNC_TIMEOUT_SECONDS = float(os.environ.get("GANTRY_CACHE_SYNC_TIMEOUT_SECONDS", "30"))
 MAX_BACKOFF_SECONDS = float(os.environ.get("GANTRY_MAX_BACKOFF_SECONDS", "300"))
 FIELD_MANAGER = "gantry"
 LEADER_ELECTION = os.environ.get("GANTRY_LEADER_ELECTION", "false").lower() in ("1", "true")
@@ -102,11 +103,15 @@ def watched_kinds() -> list[Watched]:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    namespaces: list[str] = list(memo.get("namespaces") or [])
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
+    if namespaces and not any(set(n) & set("*?[!") for n in namespaces):
+        # Exact namespaces need no namespace or CRD scanning, which a namespaced Role
+        # forbids (kopf would log 403s at start-up before falling back).
+        settings.scanning.disabled = True
     metrics: OperatorMetrics = memo["metrics"]
-    namespaces: list[str] = list(memo.get("namespaces") or [])
     queue: WorkQueue[Key] = WorkQueue(max_backoff=MAX_BACKOFF_SECONDS)
     memo["queue"] = queue
     leading = asyncio.Event()
@@ -246,7 +251,7 @@ async def _reconcile(key: Key, memo: kopf.Memo) -> float | None:
     reconciler: Reconciler = memo["reconciler"]
     bodies: Store = memo["bodies"]
     kube: CachedKubeClient = memo["kube"]
-    await kube.wait_synced()
+    await kube.wait_synced(within=SYNC_TIMEOUT_SECONDS)
     stored = bodies.get(*key)
     if stored is None:
         return None
@@ -273,6 +278,12 @@ async def _worker(memo: kopf.Memo) -> None:
             raise
         except NotLeaderError:
             logger.info("reconcile of %s/%s stopped: leadership lost", *key)
+        except CacheNotSyncedError as exc:
+            # Not the object's fault, and nothing was read or written: say why, loudly.
+            delay = queue.retry(key)
+            metrics: OperatorMetrics = memo["metrics"]
+            metrics.reconciles.labels("error").inc()
+            logger.error("cannot reconcile %s/%s: %s; retry in %.0fs", *key, exc, delay)
         except ApiError as exc:
             delay = queue.retry(key)
             logger.warning("reconcile of %s/%s failed: %s; retry in %.0fs", *key, exc, delay)

@@ -62,6 +62,10 @@ def _literal(patterns: Sequence[str]) -> bool:
     return bool(patterns) and not any(set(p) & set("*?[!") for p in patterns)
 
 
+class CacheNotSyncedError(Exception):
+    """A cache could not be filled (the kind is forbidden, the server unreachable)."""
+
+
 class CachedKubeClient(KubeClient):
     """KubeClient + informers for ``watched`` kinds in ``namespaces``.
 
@@ -129,6 +133,8 @@ class CachedKubeClient(KubeClient):
                         field_selector=f"metadata.name={w.crd}",
                         on_event=self._crd_changed(w.res),
                         settings=informer_settings,
+                        # Without RBAC on CRDs, the kind is re-checked every recheck_after.
+                        optional=True,
                     )
                 )
         self._passive: dict[Resource, Store] = {}
@@ -160,9 +166,26 @@ class CachedKubeClient(KubeClient):
         for informer in self.all_informers():
             informer.start()
 
-    async def wait_synced(self) -> None:
-        """Until every informer has listed once (bound it with ``asyncio.timeout``)."""
-        await asyncio.gather(*(i.wait_synced() for g in self.informers.values() for i in g))
+    async def wait_synced(self, within: float | None = None) -> None:
+        """Until every informer has listed once.
+
+        Raises:
+            CacheNotSyncedError: not within ``within`` seconds; names each cache
+                not filled and why (a forbidden list is the usual cause).
+        """
+        waits = asyncio.gather(*(i.wait_synced() for g in self.informers.values() for i in g))
+        try:
+            async with asyncio.timeout(within):
+                await waits
+        except TimeoutError:
+            waits.cancel()
+            missing = [
+                f"{i!r}: {i.last_error or 'no answer yet'}"
+                for group in self.informers.values()
+                for i in group
+                if not i.synced
+            ]
+            raise CacheNotSyncedError("caches not filled: " + "; ".join(missing)) from None
 
     async def close(self) -> None:
         for informer in self.all_informers():

@@ -55,6 +55,8 @@ class Informer:
         field_selector: Field selector (a CRD watched by name).
         store: Where objects are kept.
         on_event: Called with ("ADDED" | "MODIFIED" | "DELETED", object) for each change.
+        optional: A watch that only speeds things up (a CRD watched by name): when
+            it is forbidden, it stops quietly instead of retrying forever.
     """
 
     def __init__(
@@ -68,8 +70,10 @@ class Informer:
         store: Store | None = None,
         on_event: EventHandler | None = None,
         settings: InformerSettings | None = None,
+        optional: bool = False,
     ) -> None:
         self.kube = kube
+        self.optional = optional
         self.res = res
         self.namespace = namespace
         self.selector = selector
@@ -79,6 +83,7 @@ class Informer:
         self.settings = settings or InformerSettings()
         self.served: bool | None = None  # None until the first list answers
         self.lists = 0  # how many times the whole list was read (tests and metrics)
+        self.last_error: str | None = None  # why the last list or watch failed, for humans
         self._synced = asyncio.Event()
         self._recheck = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -122,12 +127,19 @@ class Informer:
             except asyncio.CancelledError:
                 raise
             except ApiError as exc:
+                if exc.status == 403 and self.optional:
+                    logger.info("%r: forbidden, not watched (%s)", self, exc.message)
+                    return
                 if exc.status != 410:
-                    logger.warning("%r: %s; retrying in %.0fs", self, exc, backoff)
+                    self.last_error = str(exc)
+                    if exc.status in (401, 403):
+                        self.last_error += " (check the operator's RBAC: it needs list and watch)"
+                    logger.warning("%r: %s; retrying in %.0fs", self, self.last_error, backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self.settings.error_backoff_cap)
             except (httpx.HTTPError, ValueError) as exc:
                 # A dropped connection or a torn line: resume from a fresh list.
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 logger.info("%r: watch interrupted (%s); listing again", self, exc)
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, self.settings.error_backoff_cap)
@@ -153,6 +165,7 @@ class Informer:
                 self._emit("DELETED", obj)
             return None
         self.lists += 1
+        self.last_error = None
         kind, api_version = self.res.kind, self.res.api_version
         for item in items:  # list items carry no kind; watch objects do
             item.setdefault("kind", kind)

@@ -139,6 +139,31 @@ def test_leader_election_adds_a_lease_role_in_the_release_namespace() -> None:
     assert not [r for r in by_kind(Helm().template({}), "Role")]
 
 
+def _env(deploy: dict[str, Any]) -> dict[str, Any]:
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+@requires_helm
+@pytest.mark.parametrize(
+    ("values", "elected"),
+    [
+        ({}, False),
+        ({"replicaCount": 2}, True),  # more than one replica: on without being asked
+        ({"leaderElection": {"enabled": True}}, True),
+        ({"replicaCount": 1, "leaderElection": {"enabled": False}}, False),
+    ],
+)
+def test_leader_election_follows_the_replica_count(values: dict[str, Any], elected: bool) -> None:
+    (deploy,) = by_kind(Helm().template(values), "Deployment")
+    env = _env(deploy)
+    assert ("GANTRY_LEADER_ELECTION" in env) is elected
+    assert deploy["spec"]["strategy"]["type"] == ("RollingUpdate" if elected else "Recreate")
+    # Every replica names itself after its pod: the Lease holder and the User-Agent.
+    assert env["GANTRY_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["GANTRY_RESYNC_SECONDS"] == "600"
+
+
 @requires_helm
 def test_prometheus_rule_and_dashboard_carry_the_files() -> None:
     objs = Helm().template(VALUE_SETS["everything"])
@@ -178,7 +203,7 @@ def test_argocd_snippet_holds_the_health_check_and_every_action() -> None:
 
 # Bad values and the message helm prints: each names the field.
 REFUSED = [
-    ({"replicaCount": 2}, "/leaderElection/enabled"),
+    ({"replicaCount": 2, "leaderElection": {"enabled": False}}, "/leaderElection/enabled"),
     ({"watchNamespaces": ["ml"], "namespacePatterns": ["x-*"]}, "/namespacePatterns"),
     ({"watchNamespaces": ["Not_A_Namespace"]}, "/watchNamespaces/0"),
     ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),

@@ -49,3 +49,16 @@ app.kubernetes.io/part-of: gantry
 
 {{/* The Prometheus job label the alerts select the operator by (ServiceMonitor jobLabel). */}}
 {{- define "gantry.metricsJob" -}}gantry-operator{{- end -}}
+
+{{/*
+Leader election on: "true", or "" when off. leaderElection.enabled null means on exactly
+when more than one replica runs.
+*/}}
+{{- define "gantry.leaderElection" -}}
+{{- $enabled := .Values.leaderElection.enabled -}}
+{{- if kindIs "invalid" $enabled -}}
+{{- if gt (int .Values.replicaCount) 1 }}true{{ end -}}
+{{- else if $enabled -}}
+true
+{{- end -}}
+{{- end -}}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import kopf
 import pytest
 
 from gantry.handlers import modeldeployment as handlers
 from gantry.kube import ApiError
+from gantry.kube import resources as kinds
 from gantry.kube.client import APPLY_CONTENT_TYPE
 from gantry.status.child_failures import BASE_DELAY
+from tests.handlers.handler_env import KEY, handler_env
 from tests.reconciler.reconcile_env import (
     DEPLOYMENTS,
     EVENTS,
@@ -167,17 +168,21 @@ async def test_gateway_routing_without_gateway_api_is_reported_not_retried() -> 
 
 
 async def test_missing_gateway_api_for_gateway_routing_is_not_silent() -> None:
-    async with reconcile_env(md(GATEWAY_SPEC)) as env:
-        env.fake.uninstall(GATEWAY_API)
-        memo = kopf.Memo(reconciler=env.reconciler, locks={})
+    # The handler path: the HTTPRoute cache learns from its list that the kind is not
+    # served; the reconcile still applies the route, and the refusal lands in the status.
+    async with handler_env(missing=(GATEWAY_API,), rollout=GATEWAY_SPEC["rollout"]) as env:
+        await env.kopf_sees("ADDED")
+        assert env.kube.informers[kinds.HTTPROUTE][0].served is False
 
-        raised: Exception | None = None
-        try:
-            meta = env.body()["metadata"]
-            await handlers._reconcile(meta["namespace"], meta["name"], memo)
-        except Exception as exc:
-            raised = exc
+        await handlers._reconcile(KEY, env.memo)
 
-        status = env.fake.objects[MD_PATH].get("status")
-        reported = status is not None and status.get("phase") in ("Degraded", "Failed")
-        assert raised is not None or reported
+        applied = [r.path for r in env.fake.log if r.content_type == APPLY_CONTENT_TYPE]
+        assert applied[-1] == f"{HTTPROUTES}/{NAME}"
+        status = env.fake.objects[MD_PATH]["status"]
+        assert status["phase"] == "Failed"
+        degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+        assert degraded["reason"] == "ChildKindNotInstalled"
+        assert "Gateway API" in degraded["message"]
+        assert "ChildKindNotInstalled" in {
+            r.body["reason"] for r in env.fake.requests("POST", EVENTS)
+        }

@@ -182,13 +182,21 @@ FINALIZED_KINDS = "scaledobjects.keda.sh,scaledjobs.keda.sh"
 
 
 @contextlib.contextmanager
-def running(proc: P, *, kubectl: Kubectl | None = None, timeout: float = 120.0) -> Iterator[P]:
+def running(
+    proc: P,
+    *,
+    kubectl: Kubectl | None = None,
+    owners: Sequence[str] = (),
+    timeout: float = 120.0,
+) -> Iterator[P]:
     """``proc`` started; at the end, its ScaledObjects/ScaledJobs deleted, then ``proc`` stopped.
 
     KEDA puts a finalizer on every ScaledObject and ScaledJob and removes it only while it runs:
     one left behind when the operator stops keeps its namespace Terminating for ever. So with
     ``kubectl`` given (do, for an operator), they are deleted in ``proc.namespaces`` and waited
-    for first. A non-zero exit on SIGTERM raises AssertionError, with the log's tail.
+    for first; ``owners`` (kinds, e.g. ``modeldeployments.serving.gantry.dev``) are deleted before
+    them, so that a controller rendering ScaledObjects cannot re-create one that KEDA finalizes
+    just before it stops. A non-zero exit on SIGTERM raises AssertionError, with the log's tail.
     """
     proc.start(timeout=timeout)
     try:
@@ -196,11 +204,12 @@ def running(proc: P, *, kubectl: Kubectl | None = None, timeout: float = 120.0) 
     finally:
         try:
             if kubectl is not None:
-                for ns in proc.namespaces:
-                    kubectl(
-                        "delete", FINALIZED_KINDS, "--all", "-n", ns, "--wait=true",
-                        f"--timeout={timeout:.0f}s", timeout=timeout + 30,
-                    )  # fmt: skip
+                for kinds in (*owners, FINALIZED_KINDS):
+                    for ns in proc.namespaces:
+                        kubectl(
+                            "delete", kinds, "--all", "-n", ns, "--wait=true",
+                            f"--timeout={timeout:.0f}s", timeout=timeout + 30,
+                        )  # fmt: skip
         finally:
             status = proc.stop()
             assert status == 0, f"{type(proc).__name__} exited with {status}:\n{proc.tail()}"

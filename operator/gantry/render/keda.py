@@ -21,16 +21,29 @@ and clients that retry while a pod loads its model (minutes for a large one).
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from typing import Any
 
 from gantry.api.plan import Owner
 from gantry.api.spec import ModelDeploymentSpec, ScalingMetricType
 from gantry.render import labels as lbl
-from gantry.render.hpa import DEFAULT_BEHAVIOR, hpa_name, quantity, scale_target_ref
+from gantry.render.hpa import DEFAULT_BEHAVIOR, hpa_name, scale_target_ref
 from gantry.render.ownership import child_metadata
 
 API_VERSION = "keda.sh/v1alpha1"
 KIND = "ScaledObject"
+
+
+def plain_number(value: float) -> str:
+    """``value`` as KEDA's trigger metadata needs it: a plain decimal, never a quantity.
+
+    KEDA parses ``threshold`` and ``activationThreshold`` as float64 (``"2500m"`` makes the
+    ScaledObject fail with "unable to set param threshold"), and no exponent either:
+    ``2.5`` -> ``"2.5"``, ``50.0`` -> ``"50"``, ``1e-05`` -> ``"0.00001"``.
+    """
+    if float(value).is_integer():
+        return str(int(value))
+    return format(Decimal(repr(float(value))), "f")
 
 
 def pod_matchers(namespace: str, deployment: str) -> str:
@@ -72,8 +85,8 @@ def _trigger(owner: Owner, spec: ModelDeploymentSpec, target: str) -> dict[str, 
         "metadata": {
             "serverAddress": keda.server_address,
             "query": query(chosen.type, owner.namespace, target),
-            "threshold": quantity(chosen.target),
-            "activationThreshold": quantity(keda.activation_threshold),
+            "threshold": plain_number(chosen.target),
+            "activationThreshold": plain_number(keda.activation_threshold),
         },
     }
 

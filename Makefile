@@ -51,6 +51,10 @@ test: lint unit e2e  ## everything CI runs
 demo: venv  ## local control plane + operator + an example brought to Ready, status printed
 	$(PY) -m e2e.demo
 
+demo-down: venv  ## stop what `make demo` left running: operator, model servers, control plane
+	$(PY) -m e2e.demo down
+.PHONY: demo-down
+
 chart-crd:  ## copy crds/ into charts/gantry/crds (run after `make crd`; a test compares them)
 	cp crds/serving.gantry.dev_modeldeployments.yaml charts/gantry/crds/
 

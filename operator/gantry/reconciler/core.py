@@ -1,9 +1,8 @@
-"""One level-based reconcile of a ModelDeployment: observe, decide, apply, report.
+"""The reconcile's order of steps: observe, decide, apply, report.
 
-No kopf here: the handlers call :meth:`Reconciler.reconcile` and turn its
-:class:`Outcome` into a status patch, events and annotation removals. Each step
-delegates to a pure module (render, rollout, status) or to an I/O module
-(kube, health, analysis); this file only orders them.
+Each step delegates to a pure module (render, rollout, status, scaling,
+:mod:`gantry.reconciler.facts`) or to an I/O module (kube, health, analysis);
+this file only orders them.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
@@ -22,23 +21,41 @@ from pydantic import ValidationError
 from gantry.analysis import AnalysisProviders, AnalysisTarget, PodEndpoint
 from gantry.analysis.measurement import Measurement
 from gantry.api.plan import Owner, ServingPlan
-from gantry.api.spec import API_VERSION, KIND, ModelDeploymentSpec, ScalingProvider
+from gantry.api.spec import ModelDeploymentSpec, ScalingProvider
 from gantry.api.status import (
-    CanaryPhase,
     CanaryStatus,
     Endpoints,
     GpuStatus,
     ModelDeploymentStatus,
-    ScalingStatus,
 )
-from gantry.health import ACCESS_TOKEN_HEADER, ModelProbe, ProbePool, ProbeTarget, summarize
+from gantry.health import ACCESS_TOKEN_HEADER, ProbePool, ProbeTarget
 from gantry.kube import ApiError, KubeClient, Manifest, Resource, resource_of
 from gantry.kube import resources as kinds
 from gantry.metrics import OperatorMetrics
+from gantry.reconciler.facts import (
+    APPLIED_ANNOTATION,
+    Outcome,
+    alive,
+    deployment_of,
+    describe_validation_error,
+    event_manifest,
+    holder,
+    owned_by,
+    pod_revision,
+    previous_status,
+    readiness,
+    refuse_unknown_gates,
+    rollout_summary,
+    running_pods,
+    scaling_status,
+    served_model,
+    stamp_applied,
+    status_json,
+)
+from gantry.reconciler.probes import PodProbe, model_health, model_ready_by_deployment
 from gantry.render import CHILD_KINDS, render_children, revision, selector_string, service_name
-from gantry.render.hpa import hpa_name
 from gantry.render.labels import DEPLOYMENT as DEPLOYMENT_LABEL
-from gantry.rollout import Decision, DeploymentReadiness, Observations, decide, invalid_gates
+from gantry.rollout import Decision, Observations, decide
 from gantry.scaling import (
     Allocation,
     BuiltinDecision,
@@ -48,11 +65,9 @@ from gantry.scaling import (
     accrued,
     allocation,
     decide_builtin,
-    from_hpa,
-    from_scaled_object,
     gpu_status,
 )
-from gantry.scaling.builtin import carried, frozen, resize
+from gantry.scaling.builtin import resize
 from gantry.status.child_failures import (
     ChildFailure,
     FailureKind,
@@ -62,8 +77,6 @@ from gantry.status.child_failures import (
     record,
 )
 from gantry.status.conditions import (
-    Autoscaler,
-    Rollout,
     Sizing,
     StatusInputs,
     Transition,
@@ -72,12 +85,12 @@ from gantry.status.conditions import (
 )
 from gantry.status.observe import (
     DeploymentObservation,
-    ModelHealth,
     observe_deployment,
     observe_pods,
 )
 
 SCALE_MANAGER = "gantry-scale"
+BUILTIN = ScalingProvider.BUILTIN
 
 
 @dataclass(frozen=True)
@@ -117,23 +130,6 @@ class Settings:
         )
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What the handler must write back.
-
-    Attributes:
-        status: The whole new status (JSON), or None when nothing changed.
-        events: Events for transitions only.
-        consumed_annotations: One-shot gate annotations to remove.
-        requeue_after: Seconds until time-based work is due, if any.
-    """
-
-    status: dict[str, Any] | None
-    events: tuple[Transition, ...] = ()
-    consumed_annotations: tuple[str, ...] = ()
-    requeue_after: float | None = None
-
-
 async def write_outcome(
     kube: KubeClient, body: Mapping[str, Any], outcome: Outcome, *, now: datetime
 ) -> None:
@@ -154,88 +150,7 @@ async def write_outcome(
             kinds.MODEL_DEPLOYMENT, name, namespace, {"metadata": {"annotations": gone}}
         )
     for event in outcome.events:
-        await kube.create(_event(meta, event, now))
-
-
-def _event(meta: Mapping[str, Any], event: Transition, now: datetime) -> Manifest:
-    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-        "involvedObject": {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "uid": meta["uid"],
-        },
-        "type": event.type,
-        "reason": event.reason,
-        "message": event.message[:1024],
-        "source": {"component": "gantry"},
-        "reportingComponent": "serving.gantry.dev/gantry",
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
-    }
-
-
-def _owned_by(obj: Manifest, owner: Owner) -> bool:
-    refs = obj.get("metadata", {}).get("ownerReferences") or []
-    return any(ref.get("uid") == owner.uid and ref.get("controller") for ref in refs)
-
-
-def _previous_status(raw: Mapping[str, Any] | None) -> ModelDeploymentStatus:
-    # A status we cannot read (hand-edited, older schema) must not wedge the
-    # operator: start afresh; the rollout logic then re-derives from children.
-    try:
-        return ModelDeploymentStatus.model_validate(raw or {})
-    except ValidationError:
-        return ModelDeploymentStatus()
-
-
-def _status_json(status: ModelDeploymentStatus) -> dict[str, Any]:
-    return status.model_dump(mode="json", by_alias=True)
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem, each naming the field path as users write it."""
-    lines = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        lines.append(f"spec.{path}: {err['msg']}" if path else f"spec: {err['msg']}")
-    return "; ".join(lines)
-
-
-def _served_model(pod: Manifest, spec: ModelDeploymentSpec) -> tuple[str, str]:
-    """(model name, version) a pod's own template serves: its GANTRY_MODEL_* env."""
-    containers = pod.get("spec", {}).get("containers") or [{}]
-    env = {e.get("name"): e.get("value") for e in containers[0].get("env") or []}
-    return (
-        str(env.get("GANTRY_MODEL_NAME") or spec.model.name),
-        str(env.get("GANTRY_MODEL_VERSION") or spec.model.version),
-    )
-
-
-def _pod_revision(pod: Manifest) -> str:
-    """What, when it changes, makes a pod's last model-ready answer stale."""
-    status = pod.get("status") or {}
-    ready = next(
-        (c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), ""
-    )
-    restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
-    return f"{pod.get('metadata', {}).get('uid', '')}/{ready}/{restarts}"
-
-
-def _running_pods(pods: Sequence[Manifest]) -> list[Manifest]:
-    return [
-        p
-        for p in pods
-        if p.get("status", {}).get("phase") == "Running"
-        and p.get("status", {}).get("podIP")
-        and not p.get("metadata", {}).get("deletionTimestamp")
-    ]
+        await kube.create(event_manifest(meta, event, now))
 
 
 class Reconciler:
@@ -291,7 +206,7 @@ class Reconciler:
     async def reconcile(self, body: Mapping[str, Any], *, now: datetime) -> Outcome:
         started = time.perf_counter()
         try:
-            outcome = _refuse_unknown_gates(await self._reconcile(body, now), body)
+            outcome = refuse_unknown_gates(await self._reconcile(body, now), body)
         except Exception:
             self.metrics.reconciles.labels("error").inc()
             raise
@@ -309,12 +224,12 @@ class Reconciler:
             uid=meta["uid"],
             generation=int(meta.get("generation", 0)),
         )
-        previous = _previous_status(body.get("status"))
+        previous = previous_status(body.get("status"))
         selector = selector_string(owner)
         deployments = [
             d
             for d in await self.kube.list(kinds.DEPLOYMENT, owner.namespace, selector=selector)
-            if _owned_by(d, owner)
+            if owned_by(d, owner)
         ]
         observed = {o.name: o for o in map(observe_deployment, deployments)}
         try:
@@ -328,10 +243,10 @@ class Reconciler:
 
         pods = await self.kube.list(kinds.POD, owner.namespace, selector=selector)
         probes = await self._probe(spec, pods)
-        ready_models = _model_ready_by_deployment(probes)
+        ready_models = model_ready_by_deployment(probes)
 
         observations = Observations(
-            deployments=_readiness(observed, ready_models),
+            deployments=readiness(observed, ready_models),
             annotations=dict(meta.get("annotations") or {}),
         )
         desired_revision = revision(spec)
@@ -361,7 +276,9 @@ class Reconciler:
             return Outcome(
                 status=None, requeue_after=max(0.0, (failure.retry_at - now).total_seconds())
             )
-        scaling, autoscaler = _scaling_status(owner, spec, plan, previous, scaled, owned, observed)
+        scaling, autoscaler = scaling_status(
+            owner, spec, plan, previous, scaled, {k: c.obj for k, c in owned.items()}, observed
+        )
         status = build_status(
             StatusInputs(
                 generation=owner.generation,
@@ -369,10 +286,8 @@ class Reconciler:
                 canary=decision.canary,
                 deployments=observed,
                 scheduling=observe_pods(pods),
-                model=_model_health(
-                    probes, decision.stable.deployment if decision.stable else None
-                ),
-                rollout=_rollout_summary(decision),
+                model=model_health(probes, decision.stable.deployment if decision.stable else None),
+                rollout=rollout_summary(decision),
                 endpoints=self._endpoints(owner, spec),
                 selector=selector,
                 progress_deadline_seconds=spec.rollout.progress_deadline_seconds,
@@ -392,24 +307,18 @@ class Reconciler:
         status = status.model_copy(
             update={"scaling": scaling, "gpus": self._count_gpus(owner, pods, now)}
         )
-        self._record_metrics(owner, previous, status)
         events = tuple(Transition(e.type, e.reason, e.message) for e in decision.events)
         for event in decision.events:  # the rollout's own steps: Promoted, RolledBack, ...
             self.metrics.rollout_events.labels(owner.namespace, owner.name, event.reason).inc()
         if scaled is not None and scaled.rescaled:
             events += (Transition("Normal", "Rescaled", scaled.rescaled),)
-        events += tuple(transitions(previous, status))
-        changed = _status_json(status) != _status_json(previous)
         requeue = decision.requeue_after
         if plan.autoscale_target is not None and spec.scaling.effective_provider is BUILTIN:
             # The next read of the pods' metrics is due then, whatever else is.
             wait = self.settings.scale_interval
             requeue = wait if requeue is None else min(requeue, wait)
-        return Outcome(
-            status=_status_json(status) if changed else None,
-            events=events,
-            consumed_annotations=decision.consumed,
-            requeue_after=requeue,
+        return self._report(
+            owner, previous, status, events, consumed=decision.consumed, requeue_after=requeue
         )
 
     def _report_failure(
@@ -452,11 +361,26 @@ class Reconciler:
                 "gpus": previous.gpus,
             }
         )
-        self.metrics.set_phase(owner.namespace, owner.name, status.phase.value)
-        changed = _status_json(status) != _status_json(previous)
+        return self._report(owner, previous, status)
+
+    def _report(
+        self,
+        owner: Owner,
+        previous: ModelDeploymentStatus,
+        status: ModelDeploymentStatus,
+        events: tuple[Transition, ...] = (),
+        *,
+        consumed: tuple[str, ...] = (),
+        requeue_after: float | None = None,
+    ) -> Outcome:
+        """The one tail of every reconcile: metrics, transition events, the status if changed."""
+        self._record_metrics(owner, previous, status)
+        changed = status_json(status) != status_json(previous)
         return Outcome(
-            status=_status_json(status) if changed else None,
-            events=tuple(transitions(previous, status)),
+            status=status_json(status) if changed else None,
+            events=events + tuple(transitions(previous, status)),
+            consumed_annotations=consumed,
+            requeue_after=requeue_after,
         )
 
     async def _probe(self, spec: ModelDeploymentSpec, pods: Sequence[Manifest]) -> list[PodProbe]:
@@ -466,19 +390,19 @@ class Reconciler:
         model version than the spec names; asking them for the spec's version
         would report a healthy stable as not ready.
         """
-        running = _running_pods(pods)
+        running = running_pods(pods)
         groups: dict[tuple[str, str], list[Manifest]] = {}
         for pod in running:
-            groups.setdefault(_served_model(pod, spec), []).append(pod)
+            groups.setdefault(served_model(pod, spec), []).append(pod)
         port = spec.runtime.ports.http
         probed: list[PodProbe] = []
         for (model, version), members in groups.items():
             targets = [
-                ProbeTarget(f"{p['status']['podIP']}:{port}", _pod_revision(p)) for p in members
+                ProbeTarget(f"{p['status']['podIP']}:{port}", pod_revision(p)) for p in members
             ]
             results = await self.probes.probe(targets, model, version)
             probed += [
-                PodProbe(deployment=_deployment_of(p), probe=r, pod=p["metadata"]["name"])
+                PodProbe(deployment=deployment_of(p), probe=r, pod=p["metadata"]["name"])
                 for p, r in zip(members, results, strict=True)
             ]
         return probed
@@ -497,7 +421,7 @@ class Reconciler:
             PodEndpoint(
                 name=p["metadata"]["name"], url=f"http://{p['status']['podIP']}:{port}/metrics"
             )
-            for p in _running_pods(pods)
+            for p in running_pods(pods)
             if p["metadata"].get("labels", {}).get(DEPLOYMENT_LABEL) == canary.deployment
         )
         target = AnalysisTarget(
@@ -632,7 +556,7 @@ class Reconciler:
                         continue
                     raise
             for item in items:
-                if _owned_by(item, owner):
+                if owned_by(item, owner):
                     owned[(child.kind, item["metadata"]["name"])] = OwnedChild(res, item)
         return owned
 
@@ -654,8 +578,8 @@ class Reconciler:
                 continue
             # None also when the kind is not served here: the apply then says so.
             existing = await self.kube.get(resource_of(manifest), name, owner.namespace)
-            if existing is not None and not _owned_by(existing, owner):
-                return describe_conflict(kind, owner.namespace, name, _holder(existing))
+            if existing is not None and not owned_by(existing, owner):
+                return describe_conflict(kind, owner.namespace, name, holder(existing))
         return None
 
     async def _collect_garbage(
@@ -698,7 +622,7 @@ class Reconciler:
         ):
             return plan, None
         model_ready = {p.pod for p in probes if p.probe.model_ready}
-        mine = [p for p in pods if _alive(p) and _deployment_of(p) == target]
+        mine = [p for p in pods if alive(p) and deployment_of(p) == target]
         port = spec.runtime.ports.metrics
         values = await self.scaler.read(
             key,
@@ -788,140 +712,3 @@ def _refusal(kind: str, namespace: str, name: str) -> Iterator[None]:
             raise ChildWriteError(FailureKind.KIND_NOT_INSTALLED, text, exc.status) from exc
         text = describe_refusal(kind, namespace, name, exc.status, exc.message)
         raise ChildWriteError(FailureKind.REJECTED, text, exc.status) from exc
-
-
-APPLIED_ANNOTATION = "serving.gantry.dev/applied"
-
-
-def stamp_applied(manifest: Manifest) -> Manifest:
-    """``manifest`` with a hash of itself in an annotation, so an unchanged one is not resent."""
-    digest = manifests_hash([manifest])
-    meta = manifest["metadata"]
-    annotations = {**(meta.get("annotations") or {}), APPLIED_ANNOTATION: digest}
-    return {**manifest, "metadata": {**meta, "annotations": annotations}}
-
-
-def _refuse_unknown_gates(outcome: Outcome, body: Mapping[str, Any]) -> Outcome:
-    """Remove gate annotations with a value Gantry does not know, with one Warning each.
-
-    The rollout never saw them (``read_gates`` skips them), so nothing was acted on;
-    removing them keeps a typo from firing later under a different reading.
-    """
-    bad = invalid_gates(body["metadata"].get("annotations") or {})
-    if not bad:
-        return outcome
-    consumed = tuple(dict.fromkeys([*outcome.consumed_annotations, *(g.key for g in bad)]))
-    warnings = tuple(Transition("Warning", "InvalidAnnotation", g.message) for g in bad)
-    return dataclasses.replace(
-        outcome, events=outcome.events + warnings, consumed_annotations=consumed
-    )
-
-
-def _holder(obj: Manifest) -> str:
-    """Who controls ``obj``, for a ChildConflict message."""
-    refs = obj.get("metadata", {}).get("ownerReferences") or []
-    ctrl = next((r for r in refs if r.get("controller")), None)
-    if ctrl is None:
-        return "not controlled by this ModelDeployment"
-    return f"controlled by {ctrl.get('kind', '?')} {ctrl.get('name', '?')}"
-
-
-@dataclass(frozen=True)
-class PodProbe:
-    deployment: str
-    probe: ModelProbe
-    pod: str = ""
-
-
-BUILTIN = ScalingProvider.BUILTIN
-
-
-def _alive(pod: Manifest) -> bool:
-    """Counted by an autoscaler: not terminating, not finished (the HPA's ignored pods)."""
-    phase = pod.get("status", {}).get("phase")
-    return not pod.get("metadata", {}).get("deletionTimestamp") and phase not in (
-        "Failed",
-        "Succeeded",
-    )
-
-
-def _deployment_of(pod: Manifest) -> str:
-    return str(pod.get("metadata", {}).get("labels", {}).get(DEPLOYMENT_LABEL, ""))
-
-
-def _scaling_status(
-    owner: Owner,
-    spec: ModelDeploymentSpec,
-    plan: ServingPlan,
-    previous: ModelDeploymentStatus,
-    scaled: BuiltinDecision | None,
-    owned: Mapping[tuple[str, str], OwnedChild],
-    observed: Mapping[str, DeploymentObservation],
-) -> tuple[ScalingStatus | None, Autoscaler | None]:
-    """status.scaling and the autoscaler's account, from whichever provider sizes the stable."""
-    if not spec.scaling.autoscaled:
-        return None, None
-    target = plan.autoscale_target
-    if target is None:
-        return frozen(previous.scaling), None
-    provider = spec.scaling.effective_provider
-    if provider is ScalingProvider.HPA:
-        hpa = owned.get(("HorizontalPodAutoscaler", hpa_name(owner)))
-        return from_hpa(spec.scaling, hpa.obj if hpa else None)
-    if provider is ScalingProvider.KEDA:
-        scaled_object = owned.get(("ScaledObject", hpa_name(owner)))
-        current = observed[target].desired if target in observed else 0
-        return from_scaled_object(
-            spec.scaling, scaled_object.obj if scaled_object else None, current
-        )
-    if scaled is not None:
-        return scaled.status, scaled.autoscaler
-    return previous.scaling, carried(previous.scaling)
-
-
-def _model_ready_by_deployment(probes: Sequence[PodProbe]) -> dict[str, int]:
-    """Model-ready pods per Deployment; a Deployment with no probed pod is absent."""
-    ready: dict[str, int] = {}
-    for p in probes:
-        ready[p.deployment] = ready.get(p.deployment, 0) + int(p.probe.model_ready)
-    return ready
-
-
-def _readiness(
-    observed: Mapping[str, DeploymentObservation], ready_models: Mapping[str, int]
-) -> dict[str, DeploymentReadiness]:
-    # None (not probed: no running pod) lets availability alone count; 0 means
-    # pods answered and none has the model.
-    return {
-        name: DeploymentReadiness(
-            replicas=o.desired,
-            ready=o.ready,
-            available=o.available,
-            model_ready=ready_models.get(name),
-        )
-        for name, o in observed.items()
-    }
-
-
-def _model_health(probes: Sequence[PodProbe], stable: str | None) -> ModelHealth | None:
-    mine = [p.probe for p in probes if p.deployment == stable]
-    if not mine:
-        return ModelHealth(reason="NoRunningPods", message="no running pod to probe")
-    ready, reason, message = summarize(mine)
-    return ModelHealth(probed=len(mine), ready=ready, reason=reason, message=message)
-
-
-def _rollout_summary(decision: Decision) -> Rollout:
-    canary = decision.canary
-    if canary is not None and canary.phase.value == "Aborted":
-        return Rollout(
-            progressing=False,
-            message=decision.message,
-            degraded_reason=canary.reason or "RolledBack",
-            degraded_message=canary.message,
-        )
-    return Rollout(
-        progressing=decision.progressing,
-        message=decision.message,
-        paused=canary is not None and canary.phase is CanaryPhase.PAUSED,
-    )

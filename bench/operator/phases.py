@@ -140,6 +140,7 @@ class SizeResult:
     create_requests: float = math.nan
     create_busy: float = math.nan
     latencies: list[float] = field(default_factory=list)
+    pods_ready: int = 0  # at the start of the steady window
     steady: Window | None = None
     edit_latencies: list[float] = field(default_factory=list)
     edit_timeouts: int = 0
@@ -184,7 +185,9 @@ class SizeResult:
             "per-CR create -> reconciled p50 / p95, s": (
                 f"{fmt(percentile(self.latencies, 0.5))} / {fmt(percentile(self.latencies, 0.95))}"
             ),
-            "steady: window, s": fmt(steady.seconds if steady else None, digits=0),
+            "steady: window, s (pods Ready at its start)": (
+                f"{fmt(steady.seconds if steady else None, digits=0)} ({self.pods_ready}/{self.n})"
+            ),
             "steady: API requests / object / min (target ~0)": fmt(per_min),
             "steady: reconciles / object / min": fmt(
                 ratio(steady.reconciles.total / self.n, steady.seconds / 60) if steady else None
@@ -282,8 +285,8 @@ async def operator_phases(
         log(f"N={n} operator: all reconciled in {result.create_seconds:.2f}s; settling")
 
         # Steady means nothing changes: every pod up, then time for the operator to see it.
-        pods_s = await wait_pods_ready(kube, ns, n, deadline)
-        log(f"N={n}: pods Ready {pods_s:.0f}s later; settling {opts.settle_seconds:.0f}s")
+        result.pods_ready = await wait_pods_ready(kube, ns, n, 60 + 0.2 * n)
+        log(f"N={n}: {result.pods_ready} pods Ready; settling {opts.settle_seconds:.0f}s")
         await asyncio.sleep(opts.settle_seconds)
         await meter.mark()
         log(f"N={n} steady: measuring {opts.steady_seconds:.0f}s with nothing changing")

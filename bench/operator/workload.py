@@ -144,17 +144,21 @@ def pod_ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-async def wait_pods_ready(kube: KubeClient, namespace: str, count: int, deadline: float) -> float:
-    """Wait until ``count`` Gantry pods of ``namespace`` are Ready (kwok's doing); seconds."""
+async def wait_pods_ready(kube: KubeClient, namespace: str, count: int, deadline: float) -> int:
+    """Wait until ``count`` Gantry pods of ``namespace`` are Ready (kwok's doing).
+
+    Returns how many are Ready when they all are or ``deadline`` s have passed: on a busy
+    shared cluster kwok and the controllers lag, and the table says how many were up
+    rather than losing the run.
+    """
     started = time.monotonic()
     ready = 0
-    while time.monotonic() - started < deadline:
+    while True:
         pods = await kube.list(kinds.POD, namespace, selector=MANAGED)
         ready = sum(pod_ready(p) for p in pods if not p["metadata"].get("deletionTimestamp"))
-        if ready >= count:
-            return time.monotonic() - started
-        await asyncio.sleep(1.0)
-    raise BenchError(f"{ready} of {count} pods Ready after {deadline:.0f}s")
+        if ready >= count or time.monotonic() - started > deadline:
+            return ready
+        await asyncio.sleep(2.0)
 
 
 async def delete_all(kube: KubeClient, namespace: str, deadline: float) -> float:

@@ -1,6 +1,6 @@
 """The builtin scaler on a load step: how fast the capacity comes, how far it overshoots, how calm.
 
-    python bench/scaling_bench.py [--low-rate 1] [--high-rate 8] [--utilization 0.8]
+    python -m bench.scaling_bench [--low-rate 1] [--high-rate 8] [--utilization 0.8]
                                   [--warm-seconds 15] [--steady-seconds 90]
                                   [--scale-interval 2] [--max-replicas 4] [--json out.json]
 
@@ -53,15 +53,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script: the e2e and tests helpers are packages here
-    sys.path.insert(0, str(REPO))
+from e2e.backing import ACCESS_TOKEN, Backing, Pod, toy_backing
+from e2e.canary_fixtures import FastStopBacker
+from e2e.cluster import Cluster, Kubectl
+from e2e.loadgen import LoadGenerator, backer_targets
+from e2e.operator_proc import OperatorProcess
 
-from e2e.backing import ACCESS_TOKEN, Backing, Pod, toy_backing  # noqa: E402
-from e2e.canary_fixtures import FastStopBacker  # noqa: E402
-from e2e.cluster import Cluster, Kubectl  # noqa: E402
-from e2e.loadgen import LoadGenerator, backer_targets  # noqa: E402
-from e2e.operator_proc import OperatorProcess  # noqa: E402
+# Run as a module (python -m bench.scaling_bench): as a script, bench/ would come first on
+# sys.path and bench/operator/ would shadow the standard library's operator module.
+REPO = Path(__file__).resolve().parents[1]
 
 NAME = "bench"
 SERVICE_S = 0.3  # e2e.toy_models:slow, per request

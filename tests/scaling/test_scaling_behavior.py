@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from gantry.api.status import Recommendation, ScaleEvent
+from gantry.api.status import MAX_HISTORY, Recommendation, ScaleEvent
 from gantry.render.hpa import DEFAULT_BEHAVIOR
-from gantry.scaling.behavior import Behavior, normalize
+from gantry.scaling.behavior import Behavior, compact, normalize
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -86,3 +87,48 @@ def test_history_outside_every_window_is_dropped() -> None:
         now=T0,
     )
     assert [r.replicas for r in got.recommendations] == [2]
+
+
+def _window_extremes(
+    recs: list[Recommendation] | tuple[Recommendation, ...], cutoff: datetime
+) -> tuple[int, int] | None:
+    inside = [r.replicas for r in recs if r.time > cutoff]
+    return (min(inside), max(inside)) if inside else None
+
+
+def test_compact_keeps_every_windows_lowest_and_highest() -> None:
+    rng = random.Random(12)
+    for _ in range(200):
+        recs = [
+            Recommendation(time=T0 + timedelta(seconds=2 * i), replicas=rng.randint(1, 6))
+            for i in range(rng.randint(0, 60))
+        ]
+        kept = compact(recs)
+        assert list(kept) == sorted(kept, key=lambda r: r.time)
+        assert len(kept) <= 2 * 6
+        for i in range(-1, len(recs)):
+            cutoff = T0 + timedelta(seconds=2 * i)
+            assert _window_extremes(kept, cutoff) == _window_extremes(recs, cutoff)
+
+
+def test_a_peak_older_than_max_history_scrapes_still_holds_the_window() -> None:
+    # A 2 s scrape under a 600 s scale-down window: 300 recommendations per window, more
+    # than the status keeps (MAX_HISTORY); the peak 500 s ago must still hold the size.
+    behavior = Behavior.parse({"scaleDown": {"stabilizationWindowSeconds": 600}})
+    recs: tuple[Recommendation, ...] = (Recommendation(time=T0, replicas=5),)
+    now = T0
+    for _ in range(250):
+        now += timedelta(seconds=2)
+        got = normalize(
+            behavior,
+            current=5,
+            desired=1,
+            min_replicas=1,
+            max_replicas=8,
+            recommendations=recs,
+            events=[],
+            now=now,
+        )
+        recs = got.recommendations[-MAX_HISTORY:]
+        assert got.replicas == 5
+    assert len(recs) == 2  # the peak, and the latest low one

@@ -101,7 +101,8 @@ class Normalized:
         stabilized: The size after stabilization only.
         limit: Why the rate or bounds cut it (HPA's ScalingLimited reasons:
             ScaleUpLimit, ScaleDownLimit, TooManyReplicas, TooFewReplicas), or "".
-        recommendations: The history to keep (this one added, stale ones dropped).
+        recommendations: The history to keep (this one added; stale ones, and those
+            no window can pick, dropped).
     """
 
     replicas: int
@@ -140,6 +141,29 @@ def _limit(
     return widest(proposals)
 
 
+def compact(recommendations: Sequence[Recommendation]) -> tuple[Recommendation, ...]:
+    """Only the recommendations a window can still pick, in time order (lossless).
+
+    A window is every recommendation after some cutoff, and stabilization reads only
+    its highest and lowest. A recommendation with a later one at least as high can
+    never be a window's highest (a window holding it holds the later one too), nor,
+    with a later one at least as low, its lowest: dropping those changes no answer.
+    What is left is bounded by twice the distinct sizes, not by scrapes, so a 2 s
+    scrape under a one-hour window fits the status (``MAX_HISTORY``) without losing
+    the window's oldest peak.
+    """
+    kept: list[Recommendation] = []
+    highest = lowest = None
+    for r in reversed(sorted(recommendations, key=lambda r: r.time)):
+        peak = highest is None or r.replicas > highest
+        trough = lowest is None or r.replicas < lowest
+        if peak or trough:
+            kept.append(r)
+        highest = r.replicas if highest is None else max(highest, r.replicas)
+        lowest = r.replicas if lowest is None else min(lowest, r.replicas)
+    return tuple(reversed(kept))
+
+
 def normalize(
     behavior: Behavior,
     *,
@@ -159,7 +183,7 @@ def normalize(
     stabilized = min(max(current, up_rec), down_rec)
     horizon = now - timedelta(seconds=behavior.history_seconds)
     kept = tuple(r for r in recommendations if r.time > horizon)
-    kept = (*kept, Recommendation(time=now, replicas=desired))
+    kept = compact((*kept, Recommendation(time=now, replicas=desired)))
 
     replicas, limit = stabilized, ""
     if stabilized > current:

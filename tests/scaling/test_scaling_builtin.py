@@ -138,3 +138,62 @@ def test_between_reads_and_during_a_canary() -> None:
     assert held.reason == "FrozenForCanary"
     assert held.recommendations == d.status.recommendations
     assert carried(ScalingStatus(provider="hpa")) is None
+
+
+def busy(name: str, value: float, fraction: float | None) -> PodReading:
+    return PodReading(name, serving=True, value=PodValue(value=value, busy=fraction))
+
+
+@pytest.mark.parametrize(
+    ("current", "pods", "want", "why"),
+    [
+        # No queue on 3 pods, each 80% busy: 2.4 pods of work need 3 at <= 90%: held.
+        (3, [busy(n, 0, 0.8) for n in "abc"], 3, "held at 3: the model ran 2.40 pods' worth"),
+        # ... each 40% busy: 1.2 pods of work fit in 2: one pod goes (the policy's limit).
+        (3, [busy(n, 0, 0.4) for n in "abc"], 2, "scale-down to 1 held at 2"),
+        # ... each 20% busy: the floor is 1, the policy takes one pod per period.
+        (3, [busy(n, 0, 0.2) for n in "abc"], 2, "3 -> 2 replicas (limited: ScaleDownLimit"),
+        # The floor never scales up: 2 pods fully busy (3 needed) stay 2 without a queue.
+        (2, [busy(n, 0, 1.0) for n in "ab"], 2, "scale-down to 1 held at 2"),
+        # A pod that did not report busy adds nothing: the floor is a lower bound.
+        (3, [busy("a", 0, 0.85), busy("b", 0, None), busy("c", 0, 0.85)], 2, "ran 1.70"),
+        # Nothing reported busy: the HPA's ratio alone.
+        (3, [busy(n, 0, None) for n in "abc"], 2, "3 -> 2 replicas"),
+    ],
+)
+def test_capacity_floor_holds_what_the_work_needs(
+    current: int, pods: list[PodReading], want: int, why: str
+) -> None:
+    d = decide_builtin(scaling(), current=current, pods=pods, previous=None, now=T0)
+    assert d.replicas == want, d.autoscaler.message
+    assert why in d.autoscaler.message
+    assert (d.autoscaler.active, d.autoscaler.reason) == (True, "Autoscaling")
+
+
+def test_capacity_floor_with_pods_loading_is_not_waiting_for_them() -> None:
+    pods = [busy("a", 0, 0.9), busy("b", 0, 0.9), loading("c")]
+    d = decide_builtin(scaling(), current=3, pods=pods, previous=None, now=T0)
+    assert d.replicas == 2  # the loading pod is not needed: the serving two do the work
+    assert d.autoscaler.reason == "Autoscaling"
+
+
+def test_queue_time_on_a_saturation_edge_does_not_flap() -> None:
+    """The load of the scaling bench: 3 pods never queue, 2 always do.
+
+    Without the floor the HPA's ratio asks for 1 whenever the 3 pods' queue is
+    empty, the queue explodes on 2, and the size flaps once per window.
+    """
+    previous, sizes, current = None, [], 3
+    for i in range(120):  # 10 minutes of 5 s scrapes
+        queue, load = (0.0, 0.8) if current >= 3 else (2000.0, 1.0)
+        pods = [busy(f"p{n}", queue, load) for n in range(current)]
+        d = decide_builtin(
+            scaling(),
+            current=current,
+            pods=pods,
+            previous=previous,
+            now=T0 + timedelta(seconds=5 * i),
+        )
+        previous, current = d.status, d.replicas
+        sizes.append(current)
+    assert set(sizes) == {3}

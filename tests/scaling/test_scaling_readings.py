@@ -99,3 +99,39 @@ def test_gpus_held_and_gpu_seconds() -> None:
     }
     assert accrued(None, later) == {}
     assert gpu_status(allocation([], T0)).allocated == 0
+
+
+def counters(success: float, compute_us: float, executions: float, pending: float = 0) -> str:
+    m = 'model="m",version="1"'
+    return (
+        f"nv_inference_request_success{{{m}}} {success}\n"
+        f"nv_inference_queue_duration_us{{{m}}} 0\n"
+        f"nv_inference_pending_request_count{{{m}}} {pending}\n"
+        f"nv_inference_compute_infer_duration_us{{{m}}} {compute_us}\n"
+        f"nv_inference_exec_count{{{m}}} {executions}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "busy"),
+    [
+        # 40 requests of 300 ms in 15 s, one at a time: 80% busy
+        (counters(10, 3e6, 10), counters(50, 15e6, 50), 0.8),
+        # batches of 4: Triton counts each batch's 300 ms once per request in it
+        (counters(0, 0, 0), counters(40, 12e6, 10), 0.2),
+        # idle
+        (counters(10, 3e6, 10), counters(10, 3e6, 10), 0.0),
+        # nothing finished while requests wait: busy, by how much unknown
+        (counters(10, 3e6, 10), counters(10, 3e6, 10, pending=3), None),
+        # a restart: the current counters are the increase
+        (counters(900, 270e6, 900), counters(20, 6e6, 20), 0.4),
+        # first scrape
+        (None, counters(10, 3e6, 10), None),
+        # a server that does not export the counters
+        (exposition(1, 1), exposition(5, 1), None),
+    ],
+)
+def test_busy_fraction(before: str | None, after: str, busy: float | None) -> None:
+    previous = sample(before) if before is not None else None
+    got = pod_value(Q, previous, sample(after, at=15)).busy
+    assert got == (pytest.approx(busy) if busy is not None else None)

@@ -13,6 +13,12 @@ rules, both holding the size rather than guessing:
   be the busy one, so no scale-down happens until every serving pod reports;
   a scale-up still can (the missing pod counted as idle, as the HPA does), and
   ScalingActive is False with ``MetricUnavailable`` naming the pods and why.
+* *Capacity floor*: a scale-down never goes below the pods the observed work
+  needs at ``MAX_BUSY`` each (``capacity_floor``, from each pod's busy fraction).
+  Queue time is a saturation signal: near 0 whenever capacity suffices, so the
+  HPA's ratio asks for far fewer pods, the queue explodes on the smaller size,
+  and the size flaps once per stabilization window. The floor is the size the
+  load needs; the metric still decides every scale-up.
 
 The recommendation history and the scale events live in ``status.scaling``, so
 a restarted operator honours a stabilization window it was in the middle of.
@@ -21,6 +27,7 @@ a restarted operator honours a stabilization window it was in the middle of.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +48,8 @@ from gantry.scaling.replicas import compute
 from gantry.status.conditions import Autoscaler
 
 UNITS = {"queueTimeMs": "ms", "inflight": " pending", "gpuUtilization": "%"}
+# The busiest a pod is planned to be after a scale-down (the rest absorbs bursts).
+MAX_BUSY = 0.9
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,21 @@ class BuiltinDecision:
     status: ScalingStatus
     autoscaler: Autoscaler
     rescaled: str = ""  # the Normal event's message when the size changes
+
+
+def capacity_floor(pods: Sequence[PodReading]) -> tuple[int, float] | None:
+    """(fewest pods for the observed work at ``MAX_BUSY`` each, the work), or None.
+
+    The work is the sum of the serving pods' busy fractions (in pods' worth of
+    model time); pods that did not report one add nothing, so the floor is a
+    lower bound of what is needed.
+    """
+    busy = [p.value.busy for p in pods if p.serving and p.value and p.value.busy is not None]
+    if not busy:
+        return None
+    work = sum(busy)
+    # round(): 2.7 / 0.9 is 3.0000000000000004 in floats, and must read as 3.
+    return max(1, math.ceil(round(work / MAX_BUSY, 9))), work
 
 
 def _fmt(value: float) -> str:
@@ -175,9 +199,18 @@ def decide_builtin(
     if missing:
         # Said whether or not it changed the size: the pods must be named either way.
         raw, held = max(raw, current), f"; no {metric} from {why_missing} (no scale-down)"
-    if raw > current and unready:
+    floor = capacity_floor(pods) if raw < current else None
+    if floor is not None and floor[0] > max(raw, lo):
+        kept = min(current, floor[0])
+        held += (
+            f"; scale-down to {max(raw, lo)} held at {kept}: the model ran {floor[1]:.2f} pods' "
+            f"worth of time, {floor[0]} keep each under {MAX_BUSY:.0%} busy"
+        )
+        raw = kept
+    waiting = raw > current and bool(unready)
+    if waiting:
         names = ", ".join(p.name for p in unready[:MAX_LISTED_PODS])
-        held = f"; scale-up to {raw} held while {len(unready)} pod(s) load the model ({names})"
+        held += f"; scale-up to {raw} held while {len(unready)} pod(s) load the model ({names})"
         raw = current
     norm = normalize(
         behavior,
@@ -207,7 +240,7 @@ def decide_builtin(
         )
     if norm.limit == "TooManyReplicas":
         reason = "AtMaxReplicas"
-    elif held and unready:
+    elif waiting:
         reason = "WaitingForModelLoad"
     else:
         reason = "Autoscaling"

@@ -329,9 +329,9 @@ The operator and the model servers keep running. Try:
   kubectl gantry get md/{name} -n {namespace}          # the tree: revisions, steps, analyses
   kubectl gantry get md/{name} -n {namespace} --watch  # redraws on every change (Ctrl-C ends)
   kubectl describe md {name} -n {namespace}            # conditions and events
+  .venv/bin/python -m e2e.demo load --seconds 120 &  # traffic: analysis judges requests
   kubectl patch md {name} -n {namespace} --type merge -p '{{"spec":{{"model":{{"version":"4"}}}}}}'
-      # a new healthy version; without traffic its analysis is Inconclusive and it pauses:
-      # kubectl gantry promote {name} -n {namespace}
+      # a new canary (every version but 3 is healthy); kubectl gantry pause|resume|abort too
 
 Logs: {_shown(state.logs)} (operator.log, backer.log, pods/)
 `make demo-down` stops the operator, the model servers and the control plane.
@@ -406,9 +406,31 @@ def down(state: StateDir, *, keep_cluster: bool, out: TextIO = sys.stdout) -> in
     return 0
 
 
+MAX_LOAD_S = 600.0
+
+
+def load(state: StateDir, seconds: float, rate: float, out: TextIO = sys.stdout) -> int:
+    """Traffic for the user's own canaries after the demo: analysis judges only with requests."""
+    if not 0 < seconds <= MAX_LOAD_S:
+        raise ValueError(f"--seconds must be within (0, {MAX_LOAD_S:g}], got {seconds:g}")
+    if state.load() is None:
+        print(f"no demo recorded in {_shown(state.state)}: run `make demo` first", file=out)
+        return 1
+    generator = LoadGenerator(
+        runtime_targets(state), rate=rate, max_requests=int(rate * seconds), max_duration=seconds
+    )
+    print(f"sending {rate:g} requests/s to the demo's ready pods for {seconds:g}s", file=out)
+    with generator:
+        while generator.running:
+            time.sleep(0.5)
+    for pod, stats in sorted(generator.snapshot().items()):
+        print(f"  {pod} (v{stats.model_version}): {stats.ok} ok, {stats.failed} failed", file=out)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("command", nargs="?", choices=("up", "down"), default="up")
+    parser.add_argument("command", nargs="?", choices=("up", "down", "load"), default="up")
     parser.add_argument("--namespace", default=NAMESPACE, help="where the demo's model lives")
     parser.add_argument(
         "--state-dir", type=Path, default=STATE_DIR, help="records and logs (.cluster/demo)"
@@ -421,11 +443,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="down: leave the control plane running and delete the demo's namespace instead",
     )
+    parser.add_argument(
+        "--seconds", type=float, default=120.0, help=f"load: how long (at most {MAX_LOAD_S:g})"
+    )
+    parser.add_argument("--rate", type=float, default=10.0, help="load: requests per second")
     args = parser.parse_args(argv)
     state = StateDir(args.state_dir.resolve())
     try:
         if args.command == "down":
             return down(state, keep_cluster=args.keep_cluster)
+        if args.command == "load":
+            return load(state, args.seconds, args.rate)
         return up(state, QUICK if args.quick else FULL, args.namespace)
     except (ClusterError, KubectlError, procs.StopError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -48,7 +48,7 @@ e2e: venv system-deps  ## end-to-end scenarios on the local control plane (or $$
 
 test: lint unit e2e  ## everything CI runs
 
-demo: venv  ## local control plane + operator + an example brought to Ready, status printed
+demo: venv  ## local control plane + operator: a model to Ready, a canary promoted, a faulty one rolled back; stays up (make demo-down)
 	$(PY) -m e2e.demo
 
 demo-down: venv  ## stop what `make demo` left running: operator, model servers, control plane

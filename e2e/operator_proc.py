@@ -13,7 +13,7 @@ from typing import IO
 
 import httpx
 
-from tests.support.runtime_proc import free_ports
+from e2e.runtimes import free_ports
 
 
 class OperatorProcess:

@@ -30,7 +30,7 @@ from typing import IO, Any
 import httpx
 
 from e2e.backing import PodBacker
-from tests.support.runtime_proc import free_ports
+from e2e.runtimes import free_ports
 
 __all__ = ["PROMETHEUS", "PROMETHEUS_MISSING", "PodTargets", "PrometheusProcess"]
 

@@ -128,11 +128,6 @@ async def test_gets_of_cached_names_are_free_and_others_go_to_the_server() -> No
         ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cached.py _remember: `self.stores.get(res) or ...` treats an empty Store as "
-    "missing (Store defines __len__), so a write into an empty cache is dropped",
-)
 async def test_the_first_write_into_an_empty_store_is_kept() -> None:
     fake = FakeApiServer()
     async with cached(fake) as kube:
@@ -142,7 +137,7 @@ async def test_the_first_write_into_an_empty_store_is_kept() -> None:
 
 async def test_writes_feed_the_store_before_the_watch_says_so() -> None:
     fake = FakeApiServer()
-    fake.put(kinds.DEPLOYMENT.path("ns", "other"), dep("other"))  # see the xfail above
+    fake.put(kinds.DEPLOYMENT.path("ns", "other"), dep("other"))
     relayed = Relayed()
     async with cached(fake, relayed=relayed) as kube:
         await relayed.until(("Deployment", "MODIFIED", "other"))  # from the list

@@ -99,9 +99,22 @@ async def test_a_child_edited_by_someone_else_is_applied_again() -> None:
     async with reconcile_env() as env:
         since = await steady(env)
         dep = env.fake.objects[f"{DEPLOYMENTS}/{NAME}"]
-        dep["metadata"]["generation"] += 1  # what a kubectl edit of its spec does
+        # What a kubectl edit of its spec does: the spec changes, the generation bumps.
+        dep["spec"]["minReadySeconds"] = 99
+        dep["metadata"]["generation"] += 1
         await env.reconcile()
         assert applies(env, since) == [f"{DEPLOYMENTS}/{NAME}"]
+
+
+async def test_a_resize_by_someone_else_is_not_undone_by_an_apply() -> None:
+    async with reconcile_env() as env:
+        since = await steady(env)
+        dep = env.fake.objects[f"{DEPLOYMENTS}/{NAME}"]
+        # What /scale (an autoscaler, kubectl scale) does: replicas change, generation bumps.
+        dep["spec"]["replicas"] = int(dep["spec"].get("replicas", 1)) + 2
+        dep["metadata"]["generation"] += 1
+        await env.reconcile()
+        assert applies(env, since) == []
 
 
 async def test_a_restarted_operator_applies_each_child_once() -> None:

@@ -228,7 +228,10 @@ class CachedKubeClient(KubeClient):
         return informer.store.select(namespace, selector)
 
     def _remember(self, res: Resource, obj: Manifest) -> None:
-        store = self.stores.get(res) or self._passive.get(res)
+        # Not `or`: an empty Store is falsy (it has a length), and its first write counts.
+        store = self.stores.get(res)
+        if store is None:
+            store = self._passive.get(res)
         if store is not None and obj.get("metadata"):
             obj.setdefault("kind", res.kind)
             obj.setdefault("apiVersion", res.api_version)

@@ -87,6 +87,7 @@ class Informer:
         self._synced = asyncio.Event()
         self._recheck = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._resume = ""  # the newest resourceVersion the watch delivered
 
     def __repr__(self) -> str:
         where = self.namespace or "*"
@@ -116,38 +117,53 @@ class Informer:
 
     async def _run(self) -> None:
         backoff = self.settings.error_backoff
+        # Where the next watch starts: None means list first. Only a 410 (the version
+        # is gone) forgets it: a dropped connection resumes where it left off, as
+        # client-go's reflector does, so a network blip never re-lists every pod.
+        version: str | None = None
         while True:
             try:
-                version = await self._list()
                 if version is None:
-                    await self._wait_recheck()
-                    continue
+                    version = await self._list()
+                    if version is None:  # not served
+                        await self._wait_recheck()
+                        continue
                 backoff = self.settings.error_backoff
+                self._resume = version
                 await self._watch_from(version)
+                version = self._resume
             except asyncio.CancelledError:
                 raise
             except ApiError as exc:
+                if exc.status in (404, 410):
+                    # 410: the version is gone. 404: the kind is (a CRD deleted): a
+                    # list finds out which, and says "not served" for the latter.
+                    version = None
+                    continue
                 if exc.status == 403 and self.optional:
                     logger.info("%r: forbidden, not watched (%s)", self, exc.message)
                     return
-                if exc.status != 410:
-                    self.last_error = str(exc)
-                    if exc.status in (401, 403):
-                        self.last_error += " (check the operator's RBAC: it needs list and watch)"
-                    logger.warning("%r: %s; retrying in %.0fs", self, self.last_error, backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, self.settings.error_backoff_cap)
+                self.last_error = str(exc)
+                if exc.status in (401, 403):
+                    self.last_error += " (check the operator's RBAC: it needs list and watch)"
+                logger.warning("%r: %s; retrying in %.0fs", self, self.last_error, backoff)
+                version = None if version is None else self._resume
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.error_backoff_cap)
             except (httpx.HTTPError, ValueError) as exc:
-                # A dropped connection or a torn line: resume from a fresh list.
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.info("%r: watch interrupted (%s); listing again", self, exc)
+                logger.info("%r: watch interrupted (%s); resuming", self, exc)
+                version = None if version is None else self._resume
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, self.settings.error_backoff_cap)
 
     async def _wait_recheck(self) -> None:
         self._recheck.clear()
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+        # that arrives as the event is set, and stop() would hang.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._recheck.wait(), self.settings.recheck_after)
+            async with asyncio.timeout(self.settings.recheck_after):
+                await self._recheck.wait()
 
     async def _list(self) -> str | None:
         """Refill the store from a list; its resourceVersion, or None when not served."""
@@ -194,6 +210,7 @@ class Informer:
                 obj = event.object
                 meta = obj.get("metadata") or {}
                 version = str(meta.get("resourceVersion") or version)
+                self._resume = version
                 if event.type == "BOOKMARK":
                     continue
                 if event.type == "DELETED":

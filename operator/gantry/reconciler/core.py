@@ -49,6 +49,7 @@ from gantry.reconciler.facts import (
     running_pods,
     scaling_status,
     served_model,
+    spec_digest,
     stamp_applied,
     status_json,
 )
@@ -180,8 +181,8 @@ class Reconciler:
         )
         # The last refused write of each ModelDeployment's children (for backoff).
         self._failures: dict[str, ChildFailure] = {}
-        # Each child's generation right after our last apply, by owner and child uid: a
-        # child whose applied-hash and generation both still match needs no apply.
+        # Each child's spec digest right after our last apply, by owner and child uid: a
+        # child whose applied-hash and spec both still match needs no apply.
         self._applied: dict[str, dict[str, Any]] = {}
         self.scaler = MetricsReader(
             timeout=settings.scrape_timeout, concurrency=settings.probe_concurrency
@@ -501,9 +502,12 @@ class Reconciler:
         """Whether ``current`` already is what applying ``stamped`` would make it.
 
         The hash annotation says the manifest is the one last applied; the
-        generation, unchanged since that apply, says nobody edited the spec since
-        (a ``kubectl edit`` bumps it, and the next reconcile applies again). After
-        an operator restart nothing is remembered, so each child is applied once.
+        object's spec, unchanged since that apply but for ``replicas``, says nobody
+        edited it since (a ``kubectl edit`` changes it, and the next reconcile applies
+        again). Replicas are left out because resizing is someone else's job: an
+        autoscaler's or ``/scale``'s (which also bumps the generation, so the
+        generation cannot tell). After an operator restart nothing is remembered,
+        so each child is applied once.
         """
         if current is None:
             return False
@@ -513,12 +517,12 @@ class Reconciler:
             return False
         seen = self._applied.get(key, {})
         uid = str(meta.get("uid"))
-        return uid in seen and seen[uid] == meta.get("generation")
+        return uid in seen and seen[uid] == spec_digest(current.obj)
 
     def _remember_applied(self, key: str, applied: Manifest) -> None:
         meta = applied.get("metadata") or {}
         if meta.get("uid"):
-            self._applied.setdefault(key, {})[str(meta["uid"])] = meta.get("generation")
+            self._applied.setdefault(key, {})[str(meta["uid"])] = spec_digest(applied)
 
     def _fail(
         self, key: str, kind: FailureKind, message: str, digest: str, status: int, now: datetime

@@ -152,6 +152,12 @@ def holder(obj: Manifest) -> str:
     return f"controlled by {ctrl.get('kind', '?')} {ctrl.get('name', '?')}"
 
 
+def spec_digest(obj: Manifest) -> str:
+    """A hash of ``obj``'s spec without ``replicas`` (what an autoscaler or /scale sets)."""
+    spec = {k: v for k, v in (obj.get("spec") or {}).items() if k != "replicas"}
+    return manifests_hash([spec])
+
+
 def stamp_applied(manifest: Manifest) -> Manifest:
     """``manifest`` with a hash of itself in an annotation, so an unchanged one is not resent."""
     digest = manifests_hash([manifest])

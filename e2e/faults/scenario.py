@@ -55,6 +55,15 @@ class Tracked:
     max_deployments: int = 0
     max_services: int = 0
     history: list[tuple[float, Stage]] = field(default_factory=list)
+    last: Seen | None = None
+
+    def describe(self) -> str:
+        """The stage and, while deleting, what is still there: for a timeout's message."""
+        seen = self.last
+        if self.stage is not Stage.DELETING or seen is None:
+            return str(self.stage)
+        still = "the ModelDeployment" if seen.md is not None else "no ModelDeployment"
+        return f"{self.stage} ({still}; children left {sorted(seen.leftovers)})"
 
 
 @dataclass
@@ -112,7 +121,8 @@ class Driver:
         deadline = self.started + self.timeout
         while any(t.stage is not Stage.DONE for t in self.tracked.values()):
             if time.monotonic() > deadline:
-                raise ScenarioTimeout(f"not done in {self.timeout:.0f}s: {self.stages()}")
+                where = {t.name: t.describe() for t in self.tracked.values()}
+                raise ScenarioTimeout(f"not done in {self.timeout:.0f}s: {where}")
             self.tick()
             if self.on_tick is not None:
                 self.on_tick(self)
@@ -141,6 +151,7 @@ class Driver:
         active = sum(t.stage not in (Stage.PENDING, Stage.DONE) for t in self.tracked.values())
         for t in self.tracked.values():
             seen = self._seen(t, mds.get(t.name), owned)
+            t.last = seen
             stage, action = advance(t.stage, seen, slot_free=active < self.concurrency)
             if t.stage is Stage.PENDING and stage is not Stage.PENDING:
                 active += 1

@@ -30,10 +30,9 @@ import kopf
 from gantry.handlers import modeldeployment as handlers
 from gantry.handlers.queue import WorkQueue
 from gantry.kube import ClusterConfig, KubeClient
-from gantry.kube import resources as kinds
-from gantry.kube.cached import CachedKubeClient, namespace_filter
+from gantry.kube.cached import CachedKubeClient
 from gantry.metrics import OperatorMetrics
-from gantry.reconciler import Reconciler, Settings
+from gantry.reconciler import Settings
 from tests.health.kserve_fake import Fake, Script
 from tests.reconciler.fake_apiserver import FakeApiServer, Obj, Request
 from tests.reconciler.reconcile_env import DEPLOYMENTS, MD_PATH, NAME, NS, PODS, md, spec
@@ -199,22 +198,9 @@ async def handler_env(
     config = ClusterConfig(server="https://kube.test", insecure=True)
     # What startup() puts in the memo, with the fake's transport.
     memo = kopf.Memo(metrics=OperatorMetrics(), namespaces=[NS])
-    memo["queue"] = WorkQueue(max_backoff=handlers.MAX_BACKOFF_SECONDS)
-    memo["leading"] = asyncio.Event()
-    memo["leading"].set()
-    kube = CachedKubeClient(
-        config,
-        watched=handlers.watched_kinds(),
-        namespaces=[NS],
-        selector=handlers.SELECTOR,
-        on_change=lambda res, _kind, obj: handlers._child_changed(memo, res, obj),
-        field_manager=handlers.FIELD_MANAGER,
-        transport=fake.transport(),
+    kube = handlers.build(
+        memo, config, settings=settings or Settings(probe_timeout=0.5), transport=fake.transport()
     )
-    memo["kube"] = kube
-    memo["bodies"] = kube.passive_store(kinds.MODEL_DEPLOYMENT, namespace_filter([NS]))
-    memo["seen"] = {}
-    memo["reconciler"] = Reconciler(kube, settings or Settings(probe_timeout=0.5), memo["metrics"])
     await kube.start()
     user = KubeClient(config, field_manager="kubectl", transport=fake.transport())
     try:

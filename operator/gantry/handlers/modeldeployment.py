@@ -49,6 +49,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import kopf
 
 from gantry.api.spec import GROUP, KIND, PLURAL, VERSION
@@ -68,7 +69,7 @@ from gantry.kube.cached import CachedKubeClient, CacheNotSyncedError, Watched, n
 from gantry.kube.store import Store
 from gantry.leader import ElectionConfig, KubeLeaseStore, LeaderElector
 from gantry.metrics import OperatorMetrics
-from gantry.reconciler import Reconciler, Settings, write_outcome
+from gantry.reconciler import OwnerGoneError, Reconciler, Settings, write_outcome
 from gantry.render import CHILD_KINDS
 from gantry.render.labels import DEPLOYMENT as DEPLOYMENT_LABEL
 from gantry.render.labels import MANAGED_BY, MANAGED_BY_GANTRY
@@ -111,35 +112,53 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         # Exact namespaces need no namespace or CRD scanning, which a namespaced Role
         # forbids (kopf would log 403s at start-up before falling back).
         settings.scanning.disabled = True
-    metrics: OperatorMetrics = memo["metrics"]
-    queue: WorkQueue[Key] = WorkQueue(max_backoff=MAX_BACKOFF_SECONDS)
-    memo["queue"] = queue
-    leading = asyncio.Event()
-    memo["leading"] = leading
     elector = _elector(memo) if LEADER_ELECTION else None
-    if elector is None:
-        leading.set()
-    else:
-        metrics.set_leader(False)
-    kube = CachedKubeClient(
-        _config(memo),
-        watched=watched_kinds(),
-        namespaces=namespaces,
-        selector=SELECTOR,
-        on_change=lambda res, _kind, obj: _child_changed(memo, res, obj),
-        field_manager=FIELD_MANAGER,
-        may_write=elector.is_leader if elector is not None else None,
-    )
-    memo["kube"] = kube
-    memo["bodies"] = kube.passive_store(kinds.MODEL_DEPLOYMENT, namespace_filter(namespaces))
-    memo["seen"] = {}
-    memo["reconciler"] = Reconciler(kube, Settings.from_env(), metrics)
+    kube = build(memo, _config(memo), settings=Settings.from_env(), elector=elector)
     await kube.start()
     memo["tasks"] = [
         asyncio.create_task(_worker(memo), name=f"gantry-worker-{i}") for i in range(WORKERS)
     ] + [asyncio.create_task(_resync_forever(memo), name="gantry-resync")]
     if elector is not None:
         memo["election"] = asyncio.create_task(elector.run(), name="gantry-leader-election")
+
+
+def build(
+    memo: kopf.Memo,
+    config: ClusterConfig,
+    *,
+    settings: Settings,
+    elector: LeaderElector | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> CachedKubeClient:
+    """Fill ``memo`` with the queue, the cached client, the stores and the reconciler.
+
+    Starts nothing (``startup`` starts the informers, workers and election), so tests
+    can build exactly what the operator runs, on a fake transport.
+    """
+    namespaces: list[str] = list(memo.get("namespaces") or [])
+    metrics: OperatorMetrics = memo["metrics"]
+    memo["queue"] = WorkQueue[Key](max_backoff=MAX_BACKOFF_SECONDS)
+    leading = asyncio.Event()
+    memo["leading"] = leading
+    if elector is None:
+        leading.set()
+    else:
+        metrics.set_leader(False)
+    kube = CachedKubeClient(
+        config,
+        watched=watched_kinds(),
+        namespaces=namespaces,
+        selector=SELECTOR,
+        on_change=lambda res, _kind, obj: _child_changed(memo, res, obj),
+        field_manager=FIELD_MANAGER,
+        may_write=elector.is_leader if elector is not None else None,
+        transport=transport,
+    )
+    memo["kube"] = kube
+    memo["bodies"] = kube.passive_store(kinds.MODEL_DEPLOYMENT, namespace_filter(namespaces))
+    memo["seen"] = {}
+    memo["reconciler"] = Reconciler(kube, settings, metrics)
+    return kube
 
 
 def _elector(memo: kopf.Memo) -> LeaderElector:
@@ -176,6 +195,24 @@ def _elector(memo: kopf.Memo) -> LeaderElector:
         on_stopped_leading=stopped,
         on_new_leader=lambda who: logger.info("the leader is %s", who or "nobody"),
     )
+
+
+async def _gone(kube: CachedKubeClient, key: Key, stored: Mapping[str, Any]) -> bool:
+    live = await kube.get(kinds.MODEL_DEPLOYMENT, key[1], key[0])
+    uid = (stored.get("metadata") or {}).get("uid")
+    return live is None or (live.get("metadata") or {}).get("uid") != uid
+
+
+def _forget(memo: kopf.Memo, key: Key) -> None:
+    """Drop everything kept about an object that no longer exists."""
+    logger.info("%s/%s is gone; forgetting it", *key)
+    bodies: Store = memo["bodies"]
+    bodies.remove(*key)
+    memo["seen"].pop(key, None)
+    queue: WorkQueue[Key] = memo["queue"]
+    queue.drop(key)
+    reconciler: Reconciler = memo["reconciler"]
+    reconciler.forget(*key)
 
 
 def _queue_everything(memo: kopf.Memo) -> None:
@@ -257,8 +294,19 @@ async def _reconcile(key: Key, memo: kopf.Memo) -> float | None:
         return None
     body = copy.deepcopy(stored)
     now = datetime.datetime.now(datetime.UTC)
-    outcome = await reconciler.reconcile(body, now=now)
-    await write_outcome(kube, body, outcome, now=now)
+    try:
+        outcome = await reconciler.reconcile(body, now=now)
+        await write_outcome(kube, body, outcome, now=now)
+    except OwnerGoneError:
+        _forget(memo, key)
+        return None
+    except ApiError as exc:
+        # A 404 on our own status write: the object may be gone without a DELETED
+        # event (kopf stops watching a namespace being deleted). Ask the server.
+        if exc.not_found and await _gone(kube, key, stored):
+            _forget(memo, key)
+            return None
+        raise
     status = outcome.status if outcome.status is not None else body.get("status")
     return next_look(outcome.requeue_after, status, CADENCE)
 
@@ -367,11 +415,7 @@ async def track(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     queue: WorkQueue[Key] = memo["queue"]
     seen: dict[Key, tuple[int, str]] = memo["seen"]
     if event["type"] == "DELETED":
-        bodies.remove(*key)
-        seen.pop(key, None)
-        queue.drop(key)
-        reconciler: Reconciler = memo["reconciler"]
-        reconciler.forget(*key)
+        _forget(memo, key)
         return
     if event["type"] not in (None, "ADDED", "MODIFIED"):
         return

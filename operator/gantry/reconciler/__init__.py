@@ -10,7 +10,13 @@ No kopf here: the handlers call :meth:`Reconciler.reconcile` and turn its
 * :mod:`.probes`: model-health answers per pod and per Deployment.
 """
 
-from gantry.reconciler.core import SCALE_MANAGER, Reconciler, Settings, write_outcome
+from gantry.reconciler.core import (
+    SCALE_MANAGER,
+    OwnerGoneError,
+    Reconciler,
+    Settings,
+    write_outcome,
+)
 from gantry.reconciler.facts import (
     APPLIED_ANNOTATION,
     Outcome,
@@ -22,6 +28,7 @@ __all__ = [
     "APPLIED_ANNOTATION",
     "SCALE_MANAGER",
     "Outcome",
+    "OwnerGoneError",
     "Reconciler",
     "Settings",
     "describe_validation_error",

@@ -575,11 +575,19 @@ class Reconciler:
         Only names missing from the owned lists are looked up, so a steady
         reconcile sends no request here. A label-selected list cannot see a
         user's object (it lacks our labels): a GET by name can.
+
+        Before anything is created, the owner itself is read live: a cached copy
+        can outlive its object (deleted with its namespace, its DELETED event never
+        delivered), and children created for it would only feed the garbage
+        collector. Raises :class:`OwnerGoneError` then.
         """
-        for manifest in children:
+        missing = [m for m in children if (m["kind"], m["metadata"]["name"]) not in owned]
+        if missing:
+            live = await self.kube.get(kinds.MODEL_DEPLOYMENT, owner.name, owner.namespace)
+            if live is None or (live.get("metadata") or {}).get("uid") != owner.uid:
+                raise OwnerGoneError(f"{owner.namespace}/{owner.name}")
+        for manifest in missing:
             kind, name = manifest["kind"], manifest["metadata"]["name"]
-            if (kind, name) in owned:
-                continue
             # None also when the kind is not served here: the apply then says so.
             existing = await self.kube.get(resource_of(manifest), name, owner.namespace)
             if existing is not None and not owned_by(existing, owner):
@@ -688,6 +696,10 @@ class OwnedChild(NamedTuple):
 
     res: Resource
     obj: Manifest
+
+
+class OwnerGoneError(Exception):
+    """The ModelDeployment being reconciled no longer exists (or is another object now)."""
 
 
 class ChildWriteError(Exception):

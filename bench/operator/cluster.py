@@ -91,7 +91,9 @@ def _binding(name: str, namespace: str, account: str) -> dict[str, Any]:
 def bench_node(name: str, run: str) -> dict[str, Any]:
     """A KWOK node like the shared ones, with room for the noise pods and a taint of its own."""
     taint = {"key": RUN_LABEL, "value": run, "effect": "NoSchedule"}
-    return _node(name, {RUN_LABEL: run}, {"pods": NODE_PODS}, [taint])
+    # The shared nodes' 64 CPUs would hold only 64 bench pods (each requests a CPU).
+    room = {"pods": NODE_PODS, "cpu": "100000", "memory": "1000Ti"}
+    return _node(name, {RUN_LABEL: run}, room, [taint])
 
 
 def token_kubeconfig(admin: dict[str, Any], token: str) -> dict[str, Any]:

@@ -43,7 +43,8 @@ def test_noise_pods_are_bound_to_the_bench_node_and_tolerate_it() -> None:
     (taint,) = node["spec"]["taints"]
     (toleration,) = pod["spec"]["tolerations"]
     assert (toleration["key"], toleration["effect"]) == (taint["key"], taint["effect"])
-    assert node["status"]["allocatable"]["pods"] == "20000"
+    room = node["status"]["allocatable"]
+    assert (room["pods"], room["cpu"]) == ("20000", "100000")  # 1,000 pods of 1 CPU fit
 
 
 @pytest.mark.parametrize(

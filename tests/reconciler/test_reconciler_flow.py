@@ -325,3 +325,72 @@ async def test_running_pod_whose_model_does_not_answer_is_not_model_ready() -> N
         assert (model["status"], model["reason"]) == ("False", "ServerUnreachable")
         assert model["message"].startswith("model ready on 0/1 pod(s)")
         assert outcome.status["phase"] != "Ready"
+
+
+PROMOTE_GATE = "serving.gantry.dev/promote"
+
+
+def canary_name(env_objects: dict[str, Any]) -> str:
+    (name,) = {p.rsplit("/", 1)[1] for p in env_objects if p.startswith(f"{DEPLOYMENTS}/")} - {NAME}
+    return name
+
+
+async def test_promote_finishes_a_canary_paused_for_lack_of_traffic() -> None:
+    """The demo's report: a canary paused Inconclusive (no traffic), promoted with the
+    gate while its pods still start, was paused again at weight 100 by the streak it
+    had before the gate (the old Deployment at 0), and a second promote was ignored
+    there. The scrape provider finds no canary pod to read here (the fake runs no
+    pods), so every interval is Inconclusive, as without traffic."""
+    canary = {
+        "steps": [{"setWeight": 34}, {"analysis": {"intervals": 2}}],
+        "analysis": {
+            "interval": "30s",  # one interval per handler pass
+            "inconclusiveLimit": 1,
+            "minRequestCount": 3,
+            "provider": {"type": "scrape"},
+        },
+    }
+    body = md(spec(replicas=2, rollout={"strategy": "canary", "canary": canary}))
+    async with reconcile_env(body) as env:
+        await env.reconcile()
+        settle(env.fake, NAME)
+        env.fake.objects[MD_PATH]["spec"]["model"]["version"] = "4"
+        await env.reconcile()
+        new = canary_name(env.fake.objects)
+        for _ in range(8):
+            settle(env.fake, new)
+            await env.reconcile()
+            if env.fake.objects[MD_PATH]["status"]["canary"]["phase"] == "Paused":
+                break
+        paused = env.fake.objects[MD_PATH]["status"]["canary"]
+        assert (paused["phase"], paused["reason"]) == ("Paused", "InconclusiveAnalysis")
+        mark = len(env.fake.log)
+
+        env.fake.objects[MD_PATH]["metadata"]["annotations"] = {PROMOTE_GATE: "true"}
+        gate = await env.reconcile()
+        assert gate.consumed_annotations == (PROMOTE_GATE,)
+        await env.reconcile()  # the second canary pod still starting: one interval
+        outcomes = []
+        for _ in range(4):
+            settle(env.fake, new)
+            outcomes.append(await env.reconcile())
+            if env.fake.objects[MD_PATH]["status"]["stable"]["deployment"] == new:
+                break
+
+        status = env.fake.objects[MD_PATH]["status"]
+        assert status["canary"]["phase"] == "Promoted", status["canary"]["message"]
+        assert status["stable"]["deployment"] == new
+        assert f"{DEPLOYMENTS}/{NAME}" not in env.fake.objects, "the old Deployment is retired"
+        assert PROMOTE_GATE not in env.fake.objects[MD_PATH]["metadata"].get("annotations", {})
+        removals = [
+            r
+            for r in env.fake.log[mark:]
+            if r.method == "PATCH" and r.path == MD_PATH and "annotations" in r.body["metadata"]
+        ]
+        assert [r.body["metadata"]["annotations"] for r in removals] == [{PROMOTE_GATE: None}]
+        promoted = [
+            o
+            for p, o in env.fake.objects.items()
+            if p.startswith(EVENTS) and o.get("reason") == "CanaryPromoted"
+        ]
+        assert len(promoted) == 1

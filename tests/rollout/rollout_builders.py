@@ -199,6 +199,7 @@ class Walker:
     clock: float = 0.0
     revision: str = NEW
     last: Decision | None = None
+    steady: int = 4  # the stable's pods before the first plan, and an autoscaled size
 
     @property
     def now(self) -> datetime:
@@ -206,8 +207,11 @@ class Walker:
 
     def planned(self) -> dict[str, int]:
         if self.last is None:
-            return {self.st.stable.deployment: 4} if self.st.stable else {}
-        return {p.name: 4 if p.replicas is None else p.replicas for p in self.last.plan.deployments}
+            return {self.st.stable.deployment: self.steady} if self.st.stable else {}
+        return {
+            p.name: self.steady if p.replicas is None else p.replicas
+            for p in self.last.plan.deployments
+        }
 
     def obs(
         self,

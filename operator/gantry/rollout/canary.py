@@ -4,7 +4,10 @@ One call handles the canary in this order and stops at the first transition,
 so it advances at most one step:
 
 1. steps edited (hash differs) -> restart from step 0;
-2. gates: abort > promote (full or one step) > resume > pause;
+2. gates: abort > promote (full or one step) > resume > pause; a promote gate
+   also clears the inconclusive streak (so stale evidence cannot pause the
+   promotion it asked for), and in the promotion phase, paused or not, it
+   promotes as soon as the canary has every pod;
 3. analysis, when an interval is due: ask for a measurement, or judge the one
    given (rollback on too many failures, pause on too many inconclusive);
 4. the current step, when progressing: setWeight and the promotion phase wait
@@ -165,26 +168,24 @@ def progress(ctx: Ctx, stable: RevisionStatus, canary: CanaryStatus) -> Decision
     if gates.abort:
         why = "aborted with the serving.gantry.dev/abort annotation"
         return rollback(ctx, stable, canary, Reason.MANUAL_ABORT, why, events, consumed)
-    if gates.promote is PromoteMode.FULL and not promoting:
-        events.append(Event("Normal", "CanaryPromoting", "promotion requested: skipping steps"))
-        entered = steps.enter(canary, len(ctx.steps), ctx.steps, ctx.now)
-        return finish(ctx, stable, entered, events, consumed)
-    if gates.promote is PromoteMode.STEP and not promoting:
+    if gates.promote is not None:
+        # The gate is a person's word that the evidence so far is enough: an
+        # inconclusive streak left from before must not pause what it asked for.
+        canary = _fresh_streak(canary)
+        if promoting:
+            return _promote_gate_at_full_weight(ctx, stable, canary, events, consumed)
+        if gates.promote is PromoteMode.FULL:
+            text = "promotion requested: skipping steps"
+            events.append(Event("Normal", "CanaryPromoting", text))
+            entered = steps.enter(canary, len(ctx.steps), ctx.steps, ctx.now)
+            return finish(ctx, stable, entered, events, consumed)
         canary = _advance(ctx, canary, events, "skipped by the promote annotation")
         return finish(ctx, stable, canary, events, consumed)
     if gates.resume and canary.phase is CanaryPhase.PAUSED:
         if canary.reason == Reason.PAUSE_STEP:
             canary = _advance(ctx, canary, events, "resumed")
         else:
-            a = canary.analysis.model_copy(update={"inconclusive": 0})
-            canary = canary.model_copy(
-                update={
-                    "phase": CanaryPhase.PROGRESSING,
-                    "reason": "",
-                    "step_started_at": ctx.now,
-                    "analysis": a,
-                }
-            )
+            canary = _unpaused(_fresh_streak(canary), ctx)
             text = f"canary resumed at {steps.label(canary.step_index, ctx.steps)}"
             events.append(Event("Normal", "CanaryResumed", text))
         return finish(ctx, stable, canary, events, consumed)
@@ -226,6 +227,43 @@ def progress(ctx: Ctx, stable: RevisionStatus, canary: CanaryStatus) -> Decision
     if canary.phase is CanaryPhase.PROGRESSING:
         return _step(ctx, stable, canary, events, consumed, measure=measure, note=note)
     return finish(ctx, stable, canary, events, consumed, measure=measure, note=note)
+
+
+def _fresh_streak(canary: CanaryStatus) -> CanaryStatus:
+    return canary.model_copy(
+        update={"analysis": canary.analysis.model_copy(update={"inconclusive": 0})}
+    )
+
+
+def _unpaused(canary: CanaryStatus, ctx: Ctx) -> CanaryStatus:
+    """Progressing again at the same step. Its clock restarts: a wait for pods is not
+    charged the time spent paused (``progressDeadlineSeconds`` would end it at once)."""
+    return canary.model_copy(
+        update={"phase": CanaryPhase.PROGRESSING, "reason": "", "step_started_at": ctx.now}
+    )
+
+
+def _promote_gate_at_full_weight(
+    ctx: Ctx,
+    stable: RevisionStatus,
+    canary: CanaryStatus,
+    events: list[Event],
+    consumed: tuple[str, ...],
+) -> Decision:
+    """A promote gate (either value) in the promotion phase, where the only step left
+    is the promotion itself: promote now if the canary has every pod, else wait for
+    them, un-paused whatever paused it (a paused canary never completes a step)."""
+    cs = shape(ctx, canary)
+    if cs.ready:
+        return promote(ctx, canary, events, consumed)
+    if canary.phase is CanaryPhase.PAUSED:
+        canary = _unpaused(canary, ctx)
+    text = (
+        f"promotion requested: {cs.serving}/{cs.split.canary} canary pods ready, "
+        "promoted once all are"
+    )
+    events.append(Event("Normal", "CanaryPromoting", text))
+    return finish(ctx, stable, canary, events, consumed)
 
 
 def _analysis_active(ctx: Ctx, canary: CanaryStatus) -> bool:

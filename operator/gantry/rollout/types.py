@@ -6,7 +6,8 @@ each one the decision lists in ``Decision.consumed`` (after the status write):
 * ``serving.gantry.dev/abort``: roll the canary back now (reason ManualAbort).
 * ``serving.gantry.dev/promote``: skip the remaining steps and promote (through the
   weight-100 handover, so capacity never drops); the value ``step`` instead
-  completes only the current step.
+  completes only the current step. Either value works on a paused canary, and in
+  the promotion phase (paused there or not) promotes once the canary has every pod.
 * ``serving.gantry.dev/pause``: hold the canary at its current step (analysis
   keeps running, so a failing canary still rolls back).
 * ``serving.gantry.dev/resume``: continue a paused canary; at an indefinite pause

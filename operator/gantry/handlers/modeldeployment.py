@@ -170,17 +170,17 @@ def _elector(memo: kopf.Memo) -> LeaderElector:
     client = KubeClient(config, field_manager=FIELD_MANAGER)
     memo["election_client"] = client
     metrics: OperatorMetrics = memo["metrics"]
-    leading: asyncio.Event = memo["leading"]
 
+    # memo["leading"] is made by build(), after this elector: read it when called.
     def started() -> None:
         logger.info("leading: this replica reconciles now (Lease %s/%s)", namespace, name)
-        leading.set()
+        memo["leading"].set()
         metrics.set_leader(True)
         _queue_everything(memo)
 
     def stopped() -> None:
         logger.warning("not leading: writes stop (Lease %s/%s)", namespace, name)
-        leading.clear()
+        memo["leading"].clear()
         metrics.set_leader(False)
 
     return LeaderElector(

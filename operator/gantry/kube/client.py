@@ -186,9 +186,16 @@ class KubeClient:
         if method != "GET" and self.may_write is not None and not self.may_write():
             raise NotLeaderError(f"{method} {path}: this replica is not the leader")
         content = None if body is None else json.dumps(body).encode()
-        response = await self._http.request(
-            method, path, params=params, content=content, headers={"Content-Type": content_type}
-        )
+        try:
+            response = await self._http.request(
+                method, path, params=params, content=content, headers={"Content-Type": content_type}
+            )
+        except httpx.TransportError as exc:
+            # A reset, a refused or timed-out connection: the server's answer is unknown
+            # (a write may have happened). The same retryable error as a 503, so callers
+            # retry with their backoff instead of treating it as a bug.
+            detail = str(exc) or "no detail"
+            raise ApiError(503, "Unavailable", f"{type(exc).__name__}: {detail}") from exc
         _raise_for(response)
         result: Manifest = response.json() if response.content else {}
         return result

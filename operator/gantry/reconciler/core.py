@@ -7,8 +7,10 @@ this file only orders them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -91,6 +93,7 @@ from gantry.status.observe import (
 )
 
 SCALE_MANAGER = "gantry-scale"
+logger = logging.getLogger("gantry.reconciler")
 BUILTIN = ScalingProvider.BUILTIN
 
 
@@ -151,7 +154,28 @@ async def write_outcome(
             kinds.MODEL_DEPLOYMENT, name, namespace, {"metadata": {"annotations": gone}}
         )
     for event in outcome.events:
-        await kube.create(event_manifest(meta, event, now))
+        await _post_event(kube, event_manifest(meta, event, now))
+
+
+EVENT_ATTEMPTS = 3
+
+
+async def _post_event(kube: KubeClient, manifest: Manifest) -> None:
+    """Post one Event, retrying a transient failure briefly; never fail the reconcile.
+
+    The decision behind it is already recorded in the status, so a retried reconcile
+    would not send it again: a few quick tries here are the only second chance, and a
+    lost Event (or a namespace being deleted) must not stop the events after it.
+    """
+    for attempt in range(1, EVENT_ATTEMPTS + 1):
+        try:
+            await kube.create(manifest)
+            return
+        except ApiError as exc:
+            if not exc.retryable or attempt == EVENT_ATTEMPTS:
+                logger.warning("event %s not posted: %s", manifest.get("reason"), exc)
+                return
+            await asyncio.sleep(0.2 * 2 ** (attempt - 1))
 
 
 class Reconciler:

@@ -43,6 +43,7 @@ __all__ = ["toy_weights"]
 pytestmark = [pytest.mark.runtime, requires_runtime, pytest.mark.timeout(240)]
 
 NAME = "tiny"
+MANAGED = "app.kubernetes.io/managed-by=gantry"
 BEHAVIOR = {
     "scaleUp": {
         "stabilizationWindowSeconds": 0,
@@ -81,7 +82,11 @@ def scaling_ns(
 
 @pytest.fixture
 def clean_ns(scaling_ns: str, kubectl: Kubectl) -> Iterator[str]:
-    """The namespace, with every ModelDeployment (and so every pod) gone after the test."""
+    """The namespace, with every ModelDeployment and every child gone after the test.
+
+    Children go by garbage collection after their ModelDeployment: a pod of a test's
+    ``tiny`` still running would be counted by the next test's ``tiny`` (same labels).
+    """
     try:
         yield scaling_ns
     finally:
@@ -90,6 +95,12 @@ def clean_ns(scaling_ns: str, kubectl: Kubectl) -> Iterator[str]:
                 "delete", "md", "--all", "-n", scaling_ns, "--wait=true", "--timeout=60s",
                 timeout=75,
             )  # fmt: skip
+        for kind in ("service", "deployment", "pod"):
+            with contextlib.suppress(Exception):
+                kubectl(
+                    "wait", "--for=delete", kind, "-l", MANAGED, "-n", scaling_ns,
+                    "--timeout=90s", timeout=100,
+                )  # fmt: skip
 
 
 def slow_backing(weights: Path, *, version: int = 1, metrics_port: int | None = None) -> Backing:

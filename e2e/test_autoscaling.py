@@ -34,9 +34,10 @@ from e2e.cluster import Kubectl
 from e2e.conftest import OPERATOR_ENV, SESSION_PREFIX
 from e2e.loadgen import LoadGenerator, backer_targets
 from e2e.operator_proc import OperatorProcess
+from e2e.runtimes import free_ports
 from e2e.test_operator import condition, cpu_model
 from e2e.waiting import wait_for
-from tests.support.runtime_proc import free_ports, requires_runtime
+from tests.support.runtime_proc import requires_runtime
 
 __all__ = ["toy_weights"]
 

@@ -320,6 +320,15 @@ class FakeApiServer:
         existing = self.objects.get(path)
         if existing is None:
             return _status(404, "NotFound", f"{path} not found")
+        # A resourceVersion in the patch is a precondition, as on the real server.
+        want = (patch.get("metadata") or {}).get("resourceVersion")
+        if want is not None and want != existing["metadata"].get("resourceVersion"):
+            return _status(
+                409,
+                "Conflict",
+                f"Operation cannot be fulfilled on {path}: the object has been modified; "
+                "please apply your changes to the latest version and try again",
+            )
         merged = copy.deepcopy(existing)
         if sub == "status":
             merged["status"] = _merge_patch(merged.get("status") or {}, patch.get("status") or {})

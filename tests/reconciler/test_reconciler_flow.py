@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from gantry.api.status import ModelDeploymentStatus
+from gantry.kube import ApiError
+from gantry.kube import resources as kinds
 from gantry.kube.client import APPLY_CONTENT_TYPE, MERGE_CONTENT_TYPE
 from gantry.reconciler import SCALE_MANAGER, Outcome, Settings, write_outcome
 from gantry.status.conditions import Transition
@@ -251,7 +253,11 @@ async def test_write_outcome_orders_status_then_gates_then_events() -> None:
             ("PATCH", f"{MD_PATH}/status"),
             ("PATCH", MD_PATH),
         ] + [("POST", EVENTS)] * len(outcome.events)
-        assert sent[0].body == {"status": outcome.status}
+        # Written onto the version decided from: a newer one answers 409.
+        assert sent[0].body == {
+            "status": outcome.status,
+            "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
+        }
         assert sent[1].body == {"metadata": {"annotations": {PAUSE_GATE: None}}}
         assert env.fake.objects[MD_PATH]["metadata"]["annotations"] == {"team": "vision"}
         events = [r.body for r in sent[2:]]
@@ -262,6 +268,21 @@ async def test_write_outcome_orders_status_then_gates_then_events() -> None:
             assert event["involvedObject"]["kind"] == "ModelDeployment"
             assert event["metadata"] == {"generateName": f"{NAME}.", "namespace": NS}
             assert event["firstTimestamp"] == now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_a_status_decided_from_an_old_version_is_refused_not_written() -> None:
+    async with reconcile_env() as env:
+        body, now = env.body(), env.now()
+        outcome = await env.reconciler.reconcile(body, now=now)
+        assert outcome.status is not None
+        # Someone (or our own write whose answer was lost) changed the object meanwhile.
+        await env.kube.patch_merge(
+            kinds.MODEL_DEPLOYMENT, NAME, NS, {"metadata": {"labels": {"team": "x"}}}
+        )
+        with pytest.raises(ApiError) as refused:
+            await write_outcome(env.kube, body, outcome, now=now)
+        assert refused.value.conflict
+        assert "status" not in env.fake.objects[MD_PATH]
 
 
 async def test_write_outcome_without_changes_sends_nothing() -> None:

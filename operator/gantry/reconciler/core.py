@@ -141,13 +141,19 @@ async def write_outcome(
 
     The status goes first: a gate annotation is removed only once the decision
     it caused is recorded, so a failure in between replays the gate at worst.
+    The status is written only onto the version it was decided from.
     """
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     if outcome.status is not None:
-        await kube.patch_merge(
-            kinds.MODEL_DEPLOYMENT, name, namespace, {"status": outcome.status}, sub="status"
-        )
+        # The version decided from is a precondition: if the object changed since (a
+        # spec edit, or our own earlier write whose answer was lost), the server says
+        # 409 and the next reconcile decides again from the newer copy, instead of
+        # this one recording a step twice.
+        patch: dict[str, Any] = {"status": outcome.status}
+        if meta.get("resourceVersion"):
+            patch["metadata"] = {"resourceVersion": meta["resourceVersion"]}
+        await kube.patch_merge(kinds.MODEL_DEPLOYMENT, name, namespace, patch, sub="status")
     if outcome.consumed_annotations:
         gone: dict[str, Any] = dict.fromkeys(outcome.consumed_annotations)
         await kube.patch_merge(

@@ -159,8 +159,8 @@ async def write_outcome(
         await kube.patch_merge(
             kinds.MODEL_DEPLOYMENT, name, namespace, {"metadata": {"annotations": gone}}
         )
-    for event in outcome.events:
-        await _post_event(kube, event_manifest(meta, event, now))
+    for index, event in enumerate(outcome.events):
+        await _post_event(kube, event_manifest(meta, event, now, index))
 
 
 EVENT_ATTEMPTS = 3
@@ -178,6 +178,8 @@ async def _post_event(kube: KubeClient, manifest: Manifest) -> None:
             await kube.create(manifest)
             return
         except ApiError as exc:
+            if exc.conflict and attempt > 1:
+                return  # our earlier try created it; only its answer was lost
             if not exc.retryable or attempt == EVENT_ATTEMPTS:
                 logger.warning("event %s not posted: %s", manifest.get("reason"), exc)
                 return

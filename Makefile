@@ -62,8 +62,9 @@ chart-check: venv system-deps  ## the chart without a cluster: helm lint, values
 	$(PY) -m pytest tests/chart -q
 
 bench: venv system-deps  ## benchmarks: ratios against baselines run in the same process
-	$(PY) bench/operator_bench.py
-	$(PY) bench/runtime_bench.py --quick
+	$(PY) -m bench.operator
+	$(PY) -m bench.scaling_bench
+	$(PY) -m bench.runtime_bench --quick
 
 clean:  ## remove local state (keeps the build cache outside the repo)
 	-$(PY) -m e2e.cluster down

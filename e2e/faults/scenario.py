@@ -196,7 +196,7 @@ class Driver:
                 counted.setdefault(involved["name"], Counter())[decision] += e.get("count") or 1
         return counted
 
-    def leftovers(self, *, timeout: float = 60.0) -> list[str]:
+    def leftovers(self, *, timeout: float = 180.0) -> list[str]:
         """Gantry's children still in the namespace once garbage collection had ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:

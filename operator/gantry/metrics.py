@@ -60,6 +60,23 @@ class OperatorMetrics:
             registry=r,
         )
         self.leader.set(1)
+        self.probes = Counter(
+            "gantry_model_probes_total",
+            "Model-health probes: sent to a pod, or answered from a recent model-ready result.",
+            ["outcome"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "gantry_workqueue_depth", "ModelDeployments waiting in the work queue.", registry=r
+        )
+        self.queue_in_flight = Gauge(
+            "gantry_workqueue_in_flight", "Reconciles running now.", registry=r
+        )
+        self.queue_retries = Counter(
+            "gantry_workqueue_retries_total",
+            "Reconciles requeued with backoff after a failure.",
+            registry=r,
+        )
 
         # The (revision, resource) label values counted per ModelDeployment, so
         # ``forget`` can drop every series of a deleted one (``remove`` needs them all).

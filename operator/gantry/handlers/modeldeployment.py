@@ -314,9 +314,12 @@ async def _reconcile(key: Key, memo: kopf.Memo) -> float | None:
 async def _worker(memo: kopf.Memo) -> None:
     queue: WorkQueue[Key] = memo["queue"]
     leading: asyncio.Event = memo["leading"]
+    metrics: OperatorMetrics = memo["metrics"]
     while True:
         await leading.wait()
+        metrics.queue_depth.set(len(queue))
         key = await queue.get()
+        metrics.queue_in_flight.set(queue.in_flight)
         if not leading.is_set():
             queue.done(key)  # a new leader queues every object again
             continue
@@ -329,14 +332,16 @@ async def _worker(memo: kopf.Memo) -> None:
         except CacheNotSyncedError as exc:
             # Not the object's fault, and nothing was read or written: say why, loudly.
             delay = queue.retry(key)
-            metrics: OperatorMetrics = memo["metrics"]
+            metrics.queue_retries.inc()
             metrics.reconciles.labels("error").inc()
             logger.error("cannot reconcile %s/%s: %s; retry in %.0fs", *key, exc, delay)
         except ApiError as exc:
+            metrics.queue_retries.inc()
             delay = queue.retry(key)
             logger.warning("reconcile of %s/%s failed: %s; retry in %.0fs", *key, exc, delay)
         except Exception:
             # One object's bug must not stop any other object's reconcile.
+            metrics.queue_retries.inc()
             delay = queue.retry(key)
             logger.exception("reconcile of %s/%s crashed; retry in %.0fs", *key, delay)
         else:
@@ -345,6 +350,8 @@ async def _worker(memo: kopf.Memo) -> None:
                 queue.add_after(key, due)
         finally:
             queue.done(key)
+            metrics.queue_in_flight.set(queue.in_flight)
+            metrics.queue_depth.set(len(queue))
 
 
 async def _resync_forever(memo: kopf.Memo) -> None:

@@ -433,7 +433,10 @@ class Reconciler:
             targets = [
                 ProbeTarget(f"{p['status']['podIP']}:{port}", pod_revision(p)) for p in members
             ]
+            sent, reused = self.probes.stats.sent, self.probes.stats.reused
             results = await self.probes.probe(targets, model, version)
+            self.metrics.probes.labels("sent").inc(self.probes.stats.sent - sent)
+            self.metrics.probes.labels("reused").inc(self.probes.stats.reused - reused)
             probed += [
                 PodProbe(deployment=deployment_of(p), probe=r, pod=p["metadata"]["name"])
                 for p, r in zip(members, results, strict=True)

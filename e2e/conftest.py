@@ -36,6 +36,7 @@ OPERATOR_ENV = {
     # No fast resync: the suite proves that events and the work queue alone drive every
     # scenario. Polling while settling and re-probing are only shortened to save time.
     "GANTRY_POLL_SECONDS": "1",
+    "GANTRY_POLL_MAX_SECONDS": "2",
     "GANTRY_PROBE_SECONDS": "2",
     "GANTRY_PROBE_TIMEOUT": "1",
     "GANTRY_TRITON_ACCESS_TOKEN": ACCESS_TOKEN,

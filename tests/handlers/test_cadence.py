@@ -56,3 +56,30 @@ def test_next_look(requeue_after: float | None, status_: dict[str, Any] | None, 
 )
 def test_settled(status_: dict[str, Any] | None, expected: bool) -> None:
     assert settled(status_) is expected
+
+
+@pytest.mark.parametrize(
+    ("quiet", "requeue_after", "status_", "due"),
+    [
+        # A settling object is polled at the poll pace while things change...
+        (0, None, status("Degraded"), 5.0),
+        (4, None, status("Degraded"), 5.0),  # patience: 4 unchanged looks at full pace
+        # ...then, stuck, less and less often, up to poll_max.
+        (5, None, status("Degraded"), 10.0),
+        (6, None, status("Degraded"), 20.0),
+        (7, None, status("Degraded"), 30.0),
+        (50, None, status("Degraded"), 30.0),
+        (10_000, None, status("Progressing"), 30.0),  # no overflow
+        # The rollout's own timers still win, and a settled object keeps the probe pace.
+        (50, 3.0, status("Progressing"), 3.0),
+        (50, None, status("Ready"), 60.0),
+    ],
+)
+def test_a_stuck_object_is_looked_at_less_often(
+    quiet: int, requeue_after: float | None, status_: dict[str, Any], due: float
+) -> None:
+    assert next_look(requeue_after, status_, CADENCE, quiet) == due
+
+
+def test_poll_max_below_poll_keeps_the_poll() -> None:
+    assert next_look(None, status("Degraded"), Cadence(poll=5.0, poll_max=1.0), 40) == 5.0

@@ -8,7 +8,10 @@ loading in a pod Kubernetes already calls Ready. So:
 * the rollout's own ``requeue_after`` (pause end, analysis due) always counts;
 * an object still settling (not Ready, or fewer model-ready pods than pods) is
   looked at again every ``poll`` seconds: that is how a loading model and a
-  progress deadline are noticed;
+  progress deadline are noticed. Once ``patience`` looks in a row changed
+  nothing, the wait doubles up to ``poll_max``: an object stuck in a state only
+  a person can fix (a model that cannot load) must not cost the operator a
+  reconcile every few seconds for ever, and any event still queues it at once;
 * a settled object is re-probed every ``probe`` seconds, so a model that dies
   in a pod that stays Running still turns the status False;
 * a transient failure waits for the queue's backoff instead.
@@ -27,6 +30,8 @@ SETTLED_PHASES = frozenset({"Ready", "Paused", "Failed"})
 class Cadence:
     poll: float = 5.0
     probe: float = 60.0
+    poll_max: float = 30.0
+    patience: int = 4  # unchanged looks at the ``poll`` pace before slowing down
 
 
 def settled(status: Mapping[str, Any] | None) -> bool:
@@ -40,10 +45,20 @@ def settled(status: Mapping[str, Any] | None) -> bool:
 
 
 def next_look(
-    requeue_after: float | None, status: Mapping[str, Any] | None, cadence: Cadence
+    requeue_after: float | None,
+    status: Mapping[str, Any] | None,
+    cadence: Cadence,
+    quiet: int = 0,
 ) -> float:
-    """Seconds until the next reconcile of an object whose status is ``status``."""
-    base = cadence.probe if settled(status) else cadence.poll
+    """Seconds until the next reconcile of an object whose status is ``status``.
+
+    ``quiet``: how many reconciles in a row, this one included, changed nothing.
+    """
+    if settled(status):
+        base = cadence.probe
+    else:
+        slower = max(0, quiet - cadence.patience)
+        base = min(max(cadence.poll, cadence.poll_max), cadence.poll * 2 ** min(slower, 16))
     if requeue_after is None:
         return base
     return max(0.0, min(base, requeue_after))

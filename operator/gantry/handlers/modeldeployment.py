@@ -79,6 +79,7 @@ WORKERS = int(os.environ.get("GANTRY_WORKERS", "16"))
 CADENCE = Cadence(
     poll=float(os.environ.get("GANTRY_POLL_SECONDS", "5")),
     probe=float(os.environ.get("GANTRY_PROBE_SECONDS", "60")),
+    poll_max=float(os.environ.get("GANTRY_POLL_MAX_SECONDS", "30")),
 )
 SYNC_TIMEOUT_SECONDS = float(os.environ.get("GANTRY_CACHE_SYNC_TIMEOUT_SECONDS", "30"))
 MAX_BACKOFF_SECONDS = float(os.environ.get("GANTRY_MAX_BACKOFF_SECONDS", "300"))
@@ -157,6 +158,7 @@ def build(
     memo["kube"] = kube
     memo["bodies"] = kube.passive_store(kinds.MODEL_DEPLOYMENT, namespace_filter(namespaces))
     memo["seen"] = {}
+    memo["quiet"] = {}
     memo["reconciler"] = Reconciler(kube, settings, metrics)
     return kube
 
@@ -209,6 +211,7 @@ def _forget(memo: kopf.Memo, key: Key) -> None:
     bodies: Store = memo["bodies"]
     bodies.remove(*key)
     memo["seen"].pop(key, None)
+    memo["quiet"].pop(key, None)
     queue: WorkQueue[Key] = memo["queue"]
     queue.drop(key)
     reconciler: Reconciler = memo["reconciler"]
@@ -308,7 +311,10 @@ async def _reconcile(key: Key, memo: kopf.Memo) -> float | None:
             return None
         raise
     status = outcome.status if outcome.status is not None else body.get("status")
-    return next_look(outcome.requeue_after, status, CADENCE)
+    quiet: dict[Key, int] = memo["quiet"]
+    changed = outcome.status is not None or bool(outcome.events)
+    quiet[key] = 0 if changed else quiet.get(key, 0) + 1
+    return next_look(outcome.requeue_after, status, CADENCE, quiet[key])
 
 
 async def _worker(memo: kopf.Memo) -> None:

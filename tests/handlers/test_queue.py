@@ -130,3 +130,43 @@ async def test_a_key_dropped_while_running_is_not_run_again() -> None:
     queue.drop(A)  # ...but gone
     queue.done(A)
     assert nothing_ready(queue)
+
+
+C = ("ns", "c")
+
+
+async def test_keys_added_by_events_go_before_keys_due_by_the_clock() -> None:
+    queue: WorkQueue[tuple[str, str]] = WorkQueue()
+    queue.add(A, urgent=False)  # a resync, or a timer that fired
+    queue.add(B, urgent=False)
+    queue.add(C)  # a user's edit
+    assert [await next_key(queue) for _ in range(3)] == [C, A, B]
+
+
+async def test_an_event_promotes_a_key_already_waiting_by_the_clock() -> None:
+    queue: WorkQueue[tuple[str, str]] = WorkQueue()
+    queue.add(A, urgent=False)
+    queue.add(B, urgent=False)
+    queue.add(B)  # something changed for B while it waited
+    assert len(queue) == 2
+    assert await next_key(queue) == B
+    assert await next_key(queue) == A
+    queue.done(B)
+    queue.done(A)
+    assert nothing_ready(queue)  # B's stale routine entry is skipped, not run twice
+    queue.add(A, urgent=False)
+    assert await next_key(queue) == A
+
+
+async def test_a_fired_timer_is_routine_and_a_dirty_rerun_keeps_its_urgency() -> None:
+    queue: WorkQueue[tuple[str, str]] = WorkQueue()
+    queue.add_after(A, 0.01)
+    await asyncio.sleep(0.05)
+    queue.add(B, urgent=False)
+    queue.add(C)
+    assert await next_key(queue) == C
+    assert await next_key(queue) == A  # routine, in arrival order with B
+    queue.add(A)  # an event during A's run
+    queue.done(A)
+    assert await next_key(queue) == A  # re-run before B: the event made it urgent
+    assert await next_key(queue) == B

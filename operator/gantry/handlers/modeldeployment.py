@@ -219,10 +219,11 @@ def _forget(memo: kopf.Memo, key: Key) -> None:
 
 
 def _queue_everything(memo: kopf.Memo) -> None:
+    """Queue every known object behind anything an event queued (a resync, a new leader)."""
     queue: WorkQueue[Key] = memo["queue"]
     for body in memo["bodies"]:
         meta = body.get("metadata") or {}
-        queue.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+        queue.add((str(meta.get("namespace", "")), str(meta.get("name", ""))), urgent=False)
 
 
 def _config(memo: kopf.Memo) -> ClusterConfig:

@@ -9,6 +9,10 @@
   canary's next analysis and a failure's backoff do not pile up timers.
 * **Per-key backoff.** ``retry`` waits ``base * 2**(failures-1)`` up to ``cap``;
   ``forget`` resets it after a success.
+* **Events first.** A key added because something changed (``urgent``, the
+  default) is served before keys that are only due by the clock (timers,
+  retries, the resync), as controller-runtime's priority queue does: at a
+  thousand objects a user's edit must not wait behind a round of re-probes.
 
 Workers take keys with :meth:`WorkQueue.get` and must call :meth:`WorkQueue.done`.
 """
@@ -16,6 +20,7 @@ Workers take keys with :meth:`WorkQueue.get` and must call :meth:`WorkQueue.done
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -54,10 +59,13 @@ class WorkQueue(Generic[K]):
     stats: QueueStats = field(default_factory=QueueStats)
 
     def __post_init__(self) -> None:
-        self._ready: asyncio.Queue[K] = asyncio.Queue()
-        self._queued: set[K] = set()
+        self._urgent: deque[K] = deque()
+        self._routine: deque[K] = deque()
+        # Waiting keys and whether they are urgent; a deque entry that disagrees is stale.
+        self._queued: dict[K, bool] = {}
+        self._signal = asyncio.Event()
         self._processing: set[K] = set()
-        self._dirty: set[K] = set()
+        self._dirty: dict[K, bool] = {}  # added while in flight, and whether urgently
         self._timers: dict[K, _Timer[K]] = {}
         self._failures: dict[K, int] = {}
 
@@ -68,21 +76,27 @@ class WorkQueue(Generic[K]):
     def in_flight(self) -> int:
         return len(self._processing)
 
-    def add(self, key: K) -> None:
-        """Reconcile ``key`` soon."""
+    def _push(self, key: K, urgent: bool) -> None:
+        self._queued[key] = urgent
+        (self._urgent if urgent else self._routine).append(key)
+        self._signal.set()
+
+    def add(self, key: K, *, urgent: bool = True) -> None:
+        """Reconcile ``key`` soon; ``urgent=False`` for work due by the clock only."""
         self.stats.added += 1
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.handle.cancel()
         if key in self._processing:
             self.stats.coalesced += key not in self._dirty
-            self._dirty.add(key)
+            self._dirty[key] = self._dirty.get(key, False) or urgent
             return
         if key in self._queued:
             self.stats.coalesced += 1
+            if urgent and not self._queued[key]:
+                self._push(key, True)  # promoted: its routine entry is now stale
             return
-        self._queued.add(key)
-        self._ready.put_nowait(key)
+        self._push(key, urgent)
 
     def add_after(self, key: K, delay: float) -> None:
         """Reconcile ``key`` in ``delay`` seconds, or earlier if already due earlier."""
@@ -101,7 +115,7 @@ class WorkQueue(Generic[K]):
 
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
-        self.add(key)
+        self.add(key, urgent=False)
 
     def retry(self, key: K) -> float:
         """Requeue ``key`` after its next backoff; the delay chosen."""
@@ -122,8 +136,8 @@ class WorkQueue(Generic[K]):
         if timer is not None:
             timer.handle.cancel()
         self._failures.pop(key, None)
-        self._dirty.discard(key)
-        self._queued.discard(key)
+        self._dirty.pop(key, None)
+        self._queued.pop(key, None)
 
     def due_in(self, key: K) -> float | None:
         """Seconds until ``key``'s timer fires, if it has one."""
@@ -133,21 +147,23 @@ class WorkQueue(Generic[K]):
         return max(0.0, timer.due - asyncio.get_running_loop().time())
 
     async def get(self) -> K:
-        """The next key to process; it stays 'in flight' until :meth:`done`."""
+        """The next key to process (urgent ones first); in flight until :meth:`done`."""
         while True:
-            key = await self._ready.get()
-            if key in self._queued:  # a key dropped while queued is skipped
-                self._queued.discard(key)
-                self._processing.add(key)
-                return key
+            for waiting, urgent in ((self._urgent, True), (self._routine, False)):
+                while waiting:
+                    key = waiting.popleft()
+                    if self._queued.get(key) is urgent:  # else dropped or promoted: stale
+                        del self._queued[key]
+                        self._processing.add(key)
+                        return key
+            self._signal.clear()
+            await self._signal.wait()
 
     def done(self, key: K) -> None:
         """Processing of ``key`` ended; re-queue it if it was added meanwhile."""
         self._processing.discard(key)
         if key in self._dirty:
-            self._dirty.discard(key)
-            self._queued.add(key)
-            self._ready.put_nowait(key)
+            self._push(key, self._dirty.pop(key))
 
     def shutdown(self) -> None:
         for timer in self._timers.values():

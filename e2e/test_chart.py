@@ -205,7 +205,7 @@ def test_install_upgrade_uninstall_and_what_remains(helm: Helm, kubectl: Kubectl
             e["name"]: e.get("value")
             for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]
         }
-        assert env["GANTRY_RESYNC_SECONDS"] == "5"
+        assert env["GANTRY_RESYNC_SECONDS"] == "600"
 
         rel.install({"namespacePatterns": [f"{PREFIX}-nothing-*"], "operator": {"resyncSeconds": 9},
                      "leaderElection": {"enabled": True}})  # fmt: skip

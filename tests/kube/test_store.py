@@ -146,3 +146,24 @@ def test_replace_reports_what_changed_and_what_went() -> None:
     assert (changed, sorted(names(removed))) == ([], ["changed", "new", "same"])
     assert len(store) == 0
     assert store.select("ns", f"{INDEX_LABEL}=a") == []
+
+
+def test_managed_fields_are_not_kept() -> None:
+    store = Store()
+    obj = {
+        "metadata": {
+            "name": "a",
+            "namespace": "ns",
+            "resourceVersion": "1",
+            "managedFields": [{"manager": "gantry", "fieldsV1": {"f:spec": {}}}],
+        },
+        "spec": {"x": 1},
+    }
+    store.put(obj)
+    held = store.get("ns", "a")
+    assert held is not None
+    assert "managedFields" not in held["metadata"]
+    assert held["spec"] == {"x": 1}
+    assert "managedFields" in obj["metadata"]  # the caller's object is left alone
+    store.replace([{**obj, "metadata": {**obj["metadata"], "resourceVersion": "2"}}])
+    assert "managedFields" not in store.select("ns")[0]["metadata"]

@@ -55,6 +55,16 @@ def newer(candidate: str, current: str) -> bool:
     return True
 
 
+def slim(obj: Manifest) -> Manifest:
+    """``obj`` without ``metadata.managedFields``: nothing Gantry decides reads them, and
+    they are often the largest part of an object (the bench's RSS at N=1,000 said so), as
+    controller-runtime's caches also strip them."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
+
+
 def key_of(obj: Mapping[str, Any]) -> Key:
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
@@ -97,6 +107,7 @@ class Store:
 
     def put(self, obj: Manifest) -> bool:
         """Keep ``obj`` unless an equal-or-newer version is held; True when kept."""
+        obj = slim(obj)
         key = key_of(obj)
         if not key[1] or not self.accepts(key[0]):
             return False
@@ -123,7 +134,7 @@ class Store:
 
     def replace(self, objects: list[Manifest]) -> tuple[list[Manifest], list[Manifest]]:
         """Hold exactly ``objects`` (a fresh list); the (changed, removed) objects."""
-        fresh = {key_of(o): o for o in objects if self.accepts(key_of(o)[0])}
+        fresh = {key_of(o): slim(o) for o in objects if self.accepts(key_of(o)[0])}
         removed = [o for k, o in self._objects.items() if k not in fresh]
         changed = [o for k, o in fresh.items() if _rv(self._objects.get(k) or {}) != _rv(o)]
         self._objects.clear()

@@ -29,7 +29,7 @@ from tests.cluster.liveness import (
 )
 
 # A warm start takes 3-4 s, so the default loop stays within a few minutes.
-LOOPS = int(os.environ.get("GANTRY_E2E_START_LOOPS", "20"))
+LOOPS = int(os.environ.get("GANTRY_E2E_START_LOOPS", "10"))
 # Starts of each real binary. Under load a start and stop of etcd costs ~15 ms, of the API
 # server ~120 ms, and ~400 ms when another process starts it (it is then further into its
 # start-up when stopped).

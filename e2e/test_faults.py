@@ -41,7 +41,7 @@ from tests.support.runtime_proc import requires_runtime
 
 __all__ = ["toy_weights"]
 
-MDS = int(os.environ.get("GANTRY_E2E_FAULTS_MDS", "6"))
+MDS = int(os.environ.get("GANTRY_E2E_FAULTS_MDS", "3"))
 ROUNDS = int(os.environ.get("GANTRY_E2E_FAULTS_ROUNDS", "1"))
 # ModelDeployments in flight at once: each has up to two backed pods (a real Triton each).
 CONCURRENCY = int(os.environ.get("GANTRY_E2E_FAULTS_CONCURRENCY", "6"))

@@ -43,7 +43,7 @@ from tests.support.runtime_proc import requires_runtime
 
 __all__ = ["toy_weights"]
 
-RUNS = int(os.environ.get("GANTRY_E2E_KILL_RUNS", "3"))
+RUNS = int(os.environ.get("GANTRY_E2E_KILL_RUNS", "2"))
 MDS = int(os.environ.get("GANTRY_E2E_KILL_MDS", "2"))
 SEED = int(os.environ.get("GANTRY_E2E_KILL_SEED", "7"))
 # The kill falls somewhere in the first KILL_WINDOW_S of a run (a run takes about a minute).

@@ -159,7 +159,11 @@ def operator_log_clean(operator: OperatorProcess, *, allow: str = "") -> None:
     denied = [
         line
         for line in log.splitlines()
-        if re.search(r"[Ff]orbidden|\b403\b", line) and not (allow and re.search(allow, line))
+        if re.search(r"[Ff]orbidden|\b403\b", line)
+        and not (allow and re.search(allow, line))
+        # Not RBAC: the API server refuses new objects (an Event) in a namespace being
+        # deleted, which the test's own cleanup races.
+        and "because it is being terminated" not in line
     ]
     assert not denied, "the chart's RBAC refused the operator:\n" + "\n".join(denied[:20])
 

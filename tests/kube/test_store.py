@@ -167,3 +167,33 @@ def test_managed_fields_are_not_kept() -> None:
     assert "managedFields" in obj["metadata"]  # the caller's object is left alone
     store.replace([{**obj, "metadata": {**obj["metadata"], "resourceVersion": "2"}}])
     assert "managedFields" not in store.select("ns")[0]["metadata"]
+
+
+def test_get_and_iteration_return_copies_too() -> None:
+    store = Store()
+    store.put(obj("x", "1"))
+    got = store.get("ns", "x")
+    assert got is not None
+    got["metadata"]["labels"][INDEX_LABEL] = "moved"
+    (listed,) = list(store)
+    listed["spec"] = {}
+    assert store.get("ns", "x") == obj("x", "1")
+    assert names(store.select("ns", f"{INDEX_LABEL}=a")) == ["x"]
+
+
+def test_membership_without_reading_the_object() -> None:
+    store = Store()
+    store.put(obj("x", "1"))
+    assert ("ns", "x") in store
+    assert ("ns", "y") not in store
+    assert ("other", "x") not in store
+
+
+def test_objects_survive_the_round_trip_unchanged() -> None:
+    # Held as JSON text: non-ASCII, nested lists, numbers, booleans and nulls come back equal.
+    original = obj("x", "1", note="café")
+    original["spec"] = {"a": [1, 2.5, True, None, {"b": "ü"}], "empty": {}, "n": -3}
+    store = Store()
+    store.put(original)
+    assert store.get("ns", "x") == original
+    assert store.remove("ns", "x") == original

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import datetime
 import json
 import logging
@@ -199,9 +198,8 @@ def _elector(memo: kopf.Memo) -> LeaderElector:
     )
 
 
-async def _gone(kube: CachedKubeClient, key: Key, stored: Mapping[str, Any]) -> bool:
+async def _gone(kube: CachedKubeClient, key: Key, uid: object) -> bool:
     live = await kube.get(kinds.MODEL_DEPLOYMENT, key[1], key[0])
-    uid = (stored.get("metadata") or {}).get("uid")
     return live is None or (live.get("metadata") or {}).get("uid") != uid
 
 
@@ -293,10 +291,10 @@ async def _reconcile(key: Key, memo: kopf.Memo) -> float | None:
     bodies: Store = memo["bodies"]
     kube: CachedKubeClient = memo["kube"]
     await kube.wait_synced(within=SYNC_TIMEOUT_SECONDS)
-    stored = bodies.get(*key)
-    if stored is None:
+    body = bodies.get(*key)  # a private copy: the store hands out no shared dicts
+    if body is None:
         return None
-    body = copy.deepcopy(stored)
+    uid = (body.get("metadata") or {}).get("uid")
     now = datetime.datetime.now(datetime.UTC)
     try:
         outcome = await reconciler.reconcile(body, now=now)
@@ -307,7 +305,7 @@ async def _reconcile(key: Key, memo: kopf.Memo) -> float | None:
     except ApiError as exc:
         # A 404 on our own status write: the object may be gone without a DELETED
         # event (kopf stops watching a namespace being deleted). Ask the server.
-        if exc.not_found and await _gone(kube, key, stored):
+        if exc.not_found and await _gone(kube, key, uid):
             _forget(memo, key)
             return None
         raise
@@ -408,7 +406,7 @@ def _child_changed(memo: kopf.Memo, res: Resource, obj: Manifest) -> None:
         return
     kube: CachedKubeClient = memo["kube"]
     key = owner_key(res, obj, kube.stores[kinds.DEPLOYMENT])
-    if key is not None and memo["bodies"].get(*key) is not None:
+    if key is not None and key in memo["bodies"]:
         queue.add(key)
 
 
@@ -433,7 +431,7 @@ async def track(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
         return
     if event["type"] not in (None, "ADDED", "MODIFIED"):
         return
-    bodies.put(copy.deepcopy(body))
+    bodies.put(body)
     trigger = _trigger(body)
     if seen.get(key) != trigger:
         seen[key] = trigger

@@ -208,7 +208,7 @@ class CachedKubeClient(KubeClient):
                 return None
             obj = informer.store.get(namespace or "", name)
             if obj is not None:
-                return copy.deepcopy(obj)
+                return obj
         return await super().get(res, name, namespace)
 
     async def list(

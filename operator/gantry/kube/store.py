@@ -10,12 +10,19 @@ Objects are indexed by namespace and by the ``app.kubernetes.io/instance``
 label, which every child of one ModelDeployment shares, so a reconcile's
 label-selected read touches its own few objects, not every object of the
 namespace.
+
+Each object is held as its compact JSON text, not as dicts: a Pod parsed into
+dicts takes about six times the memory of its JSON (27 vs 4.6 KiB measured for
+a Gantry pod), and at 1,000 ModelDeployments the caches hold ~6,000 objects.
+Every read hands out a private copy anyway, and ``json.loads`` makes one in
+half the time ``copy.deepcopy`` took.
 """
 
 from __future__ import annotations
 
-import copy
+import json
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 Manifest = dict[str, Any]
@@ -79,8 +86,26 @@ def _rv(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """One object as kept: what indexing and ordering need, and the rest as JSON."""
+
+    resource_version: str
+    labels: Mapping[str, str]
+    text: bytes
+
+    @classmethod
+    def of(cls, obj: Manifest) -> _Held:
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        return cls(_rv(obj), dict(_labels(obj)), text)
+
+    def load(self) -> Manifest:
+        obj: Manifest = json.loads(self.text)
+        return obj
+
+
 class Store:
-    """Objects of one kind by (namespace, name).
+    """Objects of one kind by (namespace, name); every read returns a private copy.
 
     Args:
         accept: Which namespaces this store keeps (objects of others are ignored);
@@ -88,7 +113,7 @@ class Store:
     """
 
     def __init__(self, accept: Callable[[str], bool] | None = None) -> None:
-        self._objects: dict[Key, Manifest] = {}
+        self._objects: dict[Key, _Held] = {}
         self._by_instance: dict[tuple[str, str], set[str]] = {}
         self._by_namespace: dict[str, set[str]] = {}
         self._accept = accept
@@ -96,28 +121,32 @@ class Store:
     def __len__(self) -> int:
         return len(self._objects)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._objects
+
     def __iter__(self) -> Iterator[Manifest]:
-        return iter(list(self._objects.values()))
+        return (held.load() for held in list(self._objects.values()))
 
     def accepts(self, namespace: str) -> bool:
         return self._accept is None or self._accept(namespace)
 
     def get(self, namespace: str, name: str) -> Manifest | None:
-        return self._objects.get((namespace, name))
+        held = self._objects.get((namespace, name))
+        return None if held is None else held.load()
 
     def put(self, obj: Manifest) -> bool:
         """Keep ``obj`` unless an equal-or-newer version is held; True when kept."""
-        obj = slim(obj)
         key = key_of(obj)
         if not key[1] or not self.accepts(key[0]):
             return False
         current = self._objects.get(key)
         if current is not None:
-            if not newer(_rv(obj), _rv(current)):
+            if not newer(_rv(obj), current.resource_version):
                 return False
             self._unindex(key, current)
-        self._objects[key] = obj
-        self._index(key, obj)
+        held = _Held.of(slim(obj))
+        self._objects[key] = held
+        self._index(key, held)
         return True
 
     def remove(self, namespace: str, name: str, *, resource_version: str = "") -> Manifest | None:
@@ -126,27 +155,32 @@ class Store:
         current = self._objects.get(key)
         if current is None:
             return None
-        if resource_version and not newer(resource_version, _rv(current)):
+        if resource_version and not newer(resource_version, current.resource_version):
             return None
         del self._objects[key]
         self._unindex(key, current)
-        return current
+        return current.load()
 
     def replace(self, objects: list[Manifest]) -> tuple[list[Manifest], list[Manifest]]:
         """Hold exactly ``objects`` (a fresh list); the (changed, removed) objects."""
-        fresh = {key_of(o): slim(o) for o in objects if self.accepts(key_of(o)[0])}
-        removed = [o for k, o in self._objects.items() if k not in fresh]
-        changed = [o for k, o in fresh.items() if _rv(self._objects.get(k) or {}) != _rv(o)]
+        fresh = {key_of(o): o for o in objects if self.accepts(key_of(o)[0])}
+        removed = [held.load() for k, held in self._objects.items() if k not in fresh]
+        changed = [
+            o
+            for k, o in fresh.items()
+            if k not in self._objects or self._objects[k].resource_version != _rv(o)
+        ]
         self._objects.clear()
         self._by_instance.clear()
         self._by_namespace.clear()
         for k, o in fresh.items():
-            self._objects[k] = o
-            self._index(k, o)
+            held = _Held.of(slim(o))
+            self._objects[k] = held
+            self._index(k, held)
         return changed, removed
 
     def select(self, namespace: str | None, selector: str | None = None) -> list[Manifest]:
-        """Deep copies of the objects in ``namespace`` (all when None) matching ``selector``.
+        """Copies of the objects in ``namespace`` (all when None) matching ``selector``.
 
         Copies, because callers build manifests from what they read, and an
         object shared with the store would change under the next watch event.
@@ -161,25 +195,24 @@ class Store:
             keys = [(namespace, n) for n in self._by_namespace.get(namespace, ())]
         out = []
         for key in sorted(keys):
-            obj = self._objects[key]
-            labels = _labels(obj)
-            if all(labels.get(k) == v for k, v in want.items()):
-                out.append(copy.deepcopy(obj))
+            held = self._objects[key]
+            if all(held.labels.get(k) == v for k, v in want.items()):
+                out.append(held.load())
         return out
 
-    def _index(self, key: Key, obj: Manifest) -> None:
+    def _index(self, key: Key, held: _Held) -> None:
         self._by_namespace.setdefault(key[0], set()).add(key[1])
-        instance = _labels(obj).get(INDEX_LABEL)
+        instance = held.labels.get(INDEX_LABEL)
         if instance is not None:
             self._by_instance.setdefault((key[0], instance), set()).add(key[1])
 
-    def _unindex(self, key: Key, obj: Manifest) -> None:
+    def _unindex(self, key: Key, held: _Held) -> None:
         names = self._by_namespace.get(key[0])
         if names is not None:
             names.discard(key[1])
             if not names:
                 del self._by_namespace[key[0]]
-        instance = _labels(obj).get(INDEX_LABEL)
+        instance = held.labels.get(INDEX_LABEL)
         if instance is not None:
             members = self._by_instance.get((key[0], instance))
             if members is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
@@ -72,6 +73,11 @@ class OperatorMetrics:
         self.queue_in_flight = Gauge(
             "gantry_workqueue_in_flight", "Reconciles running now.", registry=r
         )
+        self.tasks = Gauge(
+            "gantry_asyncio_tasks",
+            "Asyncio tasks alive in the event loop: growth under a steady load is a leak.",
+            registry=r,
+        )
         self.queue_retries = Counter(
             "gantry_workqueue_retries_total",
             "Reconciles requeued with backoff after a failure.",
@@ -97,6 +103,11 @@ class OperatorMetrics:
         for (rev, resource), seconds in accrued.items():
             self.gpu_seconds.labels(namespace, name, rev, resource).inc(seconds)
             series.add((rev, resource))
+
+    def count_tasks_of(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Read the task count of ``loop`` at each scrape (from the metrics server's thread:
+        ``all_tasks`` takes a snapshot and retries when the set changes meanwhile)."""
+        self.tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
 
     def set_leader(self, leading: bool) -> None:
         """1 while this replica holds the leader Lease (always 1 without leader election)."""

@@ -137,6 +137,7 @@ def build(
     """
     namespaces: list[str] = list(memo.get("namespaces") or [])
     metrics: OperatorMetrics = memo["metrics"]
+    metrics.count_tasks_of(asyncio.get_running_loop())
     memo["queue"] = WorkQueue[Key](max_backoff=MAX_BACKOFF_SECONDS)
     leading = asyncio.Event()
     memo["leading"] = leading

@@ -68,7 +68,7 @@ from gantry.kube.cached import CachedKubeClient, CacheNotSyncedError, Watched, n
 from gantry.kube.store import Store
 from gantry.leader import ElectionConfig, KubeLeaseStore, LeaderElector
 from gantry.metrics import OperatorMetrics
-from gantry.reconciler import OwnerGoneError, Reconciler, Settings, write_outcome
+from gantry.reconciler import OwnerGoneError, Reconciler, Settings, owner_gone, write_outcome
 from gantry.render import CHILD_KINDS
 from gantry.render.labels import DEPLOYMENT as DEPLOYMENT_LABEL
 from gantry.render.labels import MANAGED_BY, MANAGED_BY_GANTRY
@@ -199,11 +199,6 @@ def _elector(memo: kopf.Memo) -> LeaderElector:
     )
 
 
-async def _gone(kube: CachedKubeClient, key: Key, uid: object) -> bool:
-    live = await kube.get(kinds.MODEL_DEPLOYMENT, key[1], key[0])
-    return live is None or (live.get("metadata") or {}).get("uid") != uid
-
-
 def _forget(memo: kopf.Memo, key: Key) -> None:
     """Drop everything kept about an object that no longer exists."""
     logger.info("%s/%s is gone; forgetting it", *key)
@@ -306,7 +301,7 @@ async def _reconcile(key: Key, memo: kopf.Memo) -> float | None:
     except ApiError as exc:
         # A 404 on our own status write: the object may be gone without a DELETED
         # event (kopf stops watching a namespace being deleted). Ask the server.
-        if exc.not_found and await _gone(kube, key, uid):
+        if exc.not_found and await owner_gone(kube, key[0], key[1], uid):
             _forget(memo, key)
             return None
         raise

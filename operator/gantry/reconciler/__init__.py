@@ -15,6 +15,7 @@ from gantry.reconciler.core import (
     OwnerGoneError,
     Reconciler,
     Settings,
+    owner_gone,
     write_outcome,
 )
 from gantry.reconciler.facts import (
@@ -32,6 +33,7 @@ __all__ = [
     "Reconciler",
     "Settings",
     "describe_validation_error",
+    "owner_gone",
     "stamp_applied",
     "write_outcome",
 ]

@@ -617,10 +617,8 @@ class Reconciler:
         collector. Raises :class:`OwnerGoneError` then.
         """
         missing = [m for m in children if (m["kind"], m["metadata"]["name"]) not in owned]
-        if missing:
-            live = await self.kube.get(kinds.MODEL_DEPLOYMENT, owner.name, owner.namespace)
-            if live is None or (live.get("metadata") or {}).get("uid") != owner.uid:
-                raise OwnerGoneError(f"{owner.namespace}/{owner.name}")
+        if missing and await owner_gone(self.kube, owner.namespace, owner.name, owner.uid):
+            raise OwnerGoneError(f"{owner.namespace}/{owner.name}")
         for manifest in missing:
             kind, name = manifest["kind"], manifest["metadata"]["name"]
             # None also when the kind is not served here: the apply then says so.
@@ -735,6 +733,17 @@ class OwnedChild(NamedTuple):
 
 class OwnerGoneError(Exception):
     """The ModelDeployment being reconciled no longer exists (or is another object now)."""
+
+
+async def owner_gone(kube: KubeClient, namespace: str, name: str, uid: object) -> bool:
+    """Whether ModelDeployment ``namespace/name`` with ``uid`` is gone, read live.
+
+    A cached copy can outlive its object: a namespace being deleted is no longer
+    watched, so its objects' DELETED events may never come. The caller asks the
+    server before acting on the copy (a cached client reads through on a miss).
+    """
+    live = await kube.get(kinds.MODEL_DEPLOYMENT, name, namespace)
+    return live is None or (live.get("metadata") or {}).get("uid") != uid
 
 
 class ChildWriteError(Exception):

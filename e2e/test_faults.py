@@ -17,7 +17,7 @@ An event whose create is refused by an injected fault is lost: the operator writ
 first (the decision is recorded there, and the end state proves it happened) and does not write
 the event again. Lost decision events are counted and printed, not failed.
 
-CI size: ``GANTRY_E2E_FAULTS_MDS`` ModelDeployments (6), one faulty round. Long form:
+CI size: ``GANTRY_E2E_FAULTS_MDS`` ModelDeployments (3), one faulty round. Long form:
 ``GANTRY_E2E_FAULTS_MDS=20 GANTRY_E2E_FAULTS_ROUNDS=3`` (each round a new seed).
 """
 

@@ -3,7 +3,7 @@ leader of two replicas killed mid-canary, with the API server's audit log as the
 
 * ``test_killed_at_random_moments_same_end_state``: the lifecycle of ``e2e.faults`` (create ->
   canary promoted -> canary rolled back -> delete) for ``GANTRY_E2E_KILL_MDS`` ModelDeployments
-  (2), ``GANTRY_E2E_KILL_RUNS`` times (3; long form 30). Each run SIGKILLs its private operator
+  (2), ``GANTRY_E2E_KILL_RUNS`` times (2; long form 30). Each run SIGKILLs its private operator
   at a moment drawn from a seeded generator and starts it again at once. Every run must end in
   the same state, with no child duplicated or left behind and no canary decided twice.
 * ``test_the_audit_log_names_each_writer``: the audit policy and reader on a private cluster

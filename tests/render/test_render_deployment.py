@@ -410,6 +410,21 @@ def test_pod_meets_the_restricted_pod_security_standard() -> None:
     assert p["enableServiceLinks"] is False
 
 
+@pytest.mark.parametrize(("read_only", "server_root"), [(None, True), (True, True), (False, False)])
+def test_a_writable_root_is_a_spec_choice_for_the_server_only(
+    read_only: bool | None, server_root: bool
+) -> None:
+    runtime = {} if read_only is None else {"readOnlyRootFilesystem": read_only}
+    p = pod(deploy(runtime=runtime))
+    (server_,) = p["containers"]
+    assert server_["securityContext"]["readOnlyRootFilesystem"] is server_root
+    # The fetcher is Gantry's own image: it never needs a writable root.
+    assert all(c["securityContext"]["readOnlyRootFilesystem"] for c in p["initContainers"])
+    # Everything else the restricted standard asks stays, either way.
+    assert server_["securityContext"]["allowPrivilegeEscalation"] is False
+    assert server_["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
 def test_grace_period_covers_prestop_and_drain() -> None:
     p = pod(deploy())
     sleep = p["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]

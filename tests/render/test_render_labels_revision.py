@@ -10,10 +10,11 @@ import sys
 from typing import Any
 
 import pytest
+from pydantic import Field
 from render_builders import BASE, OWNER, build_spec, serving_plan, stable_plan, walk
 
 from gantry.api.plan import Owner
-from gantry.api.spec import ModelDeploymentSpec
+from gantry.api.spec import ModelDeploymentSpec, RuntimeSpec
 from gantry.render import labels as lbl
 from gantry.render import names
 from gantry.render.children import render_children
@@ -139,7 +140,7 @@ def test_revision_is_ten_hex_chars_and_stable() -> None:
 
 def test_revision_is_the_same_in_another_process() -> None:
     code = (
-        "import json, sys; from gantry.api.spec import ModelDeploymentSpec;"
+        "import json, sys; from gantry.api.spec import ModelDeploymentSpec, RuntimeSpec;"
         "from gantry.render.revision import revision;"
         "print(revision(ModelDeploymentSpec.model_validate(json.loads(sys.argv[1]))))"
     )
@@ -177,6 +178,7 @@ def test_revision_is_the_same_in_another_process() -> None:
             {"runtime": {"ports": {"http": 8000}}, "resources": {"cpu": "1"}},
             id="explicit-nested-defaults",
         ),
+        pytest.param({"runtime": {"readOnlyRootFilesystem": True}}, id="explicit-read-only-root"),
     ],
 )
 def test_revision_ignores_what_does_not_shape_pods(change: dict[str, Any]) -> None:
@@ -193,7 +195,28 @@ def test_revision_ignores_what_does_not_shape_pods(change: dict[str, Any]) -> No
         pytest.param({"resources": {"gpu": {"count": 1}}}, id="gpu"),
         pytest.param({"resources": {"memory": "4Gi"}}, id="memory"),
         pytest.param({"placement": {"nodeSelector": {"pool": "a"}}}, id="placement"),
+        pytest.param({"runtime": {"readOnlyRootFilesystem": False}}, id="writable-root"),
     ],
 )
 def test_revision_changes_with_the_pod_template_inputs(change: dict[str, Any]) -> None:
     assert revision(spec_with(**change)) != revision(spec_with())
+
+
+class _LaterRuntime(RuntimeSpec):
+    """The runtime section as a later API version might have it: one more defaulted field."""
+
+    added_later: bool = False
+
+
+class _LaterSpec(ModelDeploymentSpec):
+    runtime: _LaterRuntime = Field(default_factory=_LaterRuntime)
+
+
+def test_a_field_added_later_with_a_default_keeps_every_revision() -> None:
+    # Else an operator upgrade that adds a field would start a rollout of every model.
+    later = _LaterSpec.model_validate(BASE)
+    assert later.runtime.added_later is False
+    assert revision(later) == revision(spec_with())
+    assert revision(_LaterSpec.model_validate({**BASE, "runtime": {"addedLater": True}})) != (
+        revision(spec_with())
+    )

@@ -279,6 +279,13 @@ class RuntimeSpec(ApiModel):
         default="1Gi",
         description="Size of the memory-backed /dev/shm (Triton passes tensors through it).",
     )
+    read_only_root_filesystem: bool = Field(
+        default=True,
+        description="Mount the server container's root filesystem read-only. Triton and the "
+        "reference runtime write only to /tmp and /dev/shm, which are volumes; set false for a "
+        "custom image that writes elsewhere. The restricted Pod Security Standard admits "
+        "both; the model-fetching init container stays read-only.",
+    )
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> RuntimeSpec:

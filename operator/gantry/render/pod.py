@@ -140,7 +140,9 @@ def server_container(spec: ModelDeploymentSpec, source: ModelSource) -> dict[str
         ],
         **probes(spec),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
-        "securityContext": container_security_context(),
+        "securityContext": container_security_context(
+            read_only_root=runtime.read_only_root_filesystem
+        ),
         # A crash message (e.g. a model that fails to load) reaches the pod status.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }

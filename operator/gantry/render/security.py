@@ -6,7 +6,10 @@ image user; so pods run explicitly as 1000:1000. ``fsGroup`` makes the model
 and scratch volumes writable for that user. GPU access needs no privileges: the
 NVIDIA device plugin injects the device nodes into the container.
 
-Every container's root filesystem is read-only. What the servers write goes to
+Every container's root filesystem is read-only unless the spec says otherwise
+(``runtime.readOnlyRootFilesystem: false``, for a custom image that writes under its
+root: the restricted Pod Security Standard does not require it, so it stays a choice
+and not an exception). What the servers write goes to
 volumes: Triton writes only under ``/tmp`` (Python backend execution environments,
 cloud-storage model copies) and ``/dev/shm`` (Python backend and shared-memory
 tensors); the reference runtime (PyTriton) keeps its workspace and generated model
@@ -35,10 +38,10 @@ def pod_security_context() -> dict[str, Any]:
     }
 
 
-def container_security_context() -> dict[str, Any]:
+def container_security_context(*, read_only_root: bool = True) -> dict[str, Any]:
     """A container securityContext (a fresh dict on every call)."""
     return {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
-        "readOnlyRootFilesystem": True,
+        "readOnlyRootFilesystem": read_only_root,
     }

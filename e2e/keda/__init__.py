@@ -15,10 +15,10 @@ CLI: ``e2e/keda/build.sh crds`` fetches the CRDs and prints their directory.
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from e2e import gotools
 from e2e.cluster import Kubectl
 from e2e.cluster.gateway_api import crd_names
 
@@ -43,30 +43,8 @@ _CRDS_TIMEOUT = 600.0
 _BIN_TIMEOUT = 3600.0
 
 
-class KedaBuildError(RuntimeError):
-    """build.sh failed, or reported a directory without what it should hold."""
-
-
-def _run_build(what: str, *, timeout: float) -> Path:
-    """``build.sh <what>``: a hash check when the cache is current; the reported directory.
-
-    Progress goes to stderr (left to the terminal, so a long build shows it is alive); the last
-    line of stdout is the directory.
-    """
-    try:
-        result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT), what],
-            stdout=subprocess.PIPE,
-            text=True,
-            check=True,
-            timeout=timeout,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-        raise KedaBuildError(f"{BUILD_SCRIPT} {what} failed: {err}") from err
-    lines = result.stdout.strip().splitlines()
-    if not lines:
-        raise KedaBuildError(f"{BUILD_SCRIPT} {what} printed no directory")
-    return Path(lines[-1])
+# One error for every Go tool build (e2e.gotools); the name stays KEDA's public one.
+KedaBuildError = gotools.GoBuildError
 
 
 def crd_paths() -> list[Path]:
@@ -75,7 +53,7 @@ def crd_paths() -> list[Path]:
     Raises:
         KedaBuildError: the download failed, or the module holds no CRDs.
     """
-    paths = sorted(_run_build("crds", timeout=_CRDS_TIMEOUT).glob("*.yaml"))
+    paths = sorted(gotools.build(BUILD_SCRIPT, "crds", timeout=_CRDS_TIMEOUT).glob("*.yaml"))
     if not paths:
         raise KedaBuildError(f"{BUILD_SCRIPT} crds: no CRD files")
     return paths
@@ -121,9 +99,6 @@ def binaries() -> Binaries:
     Raises:
         KedaBuildError: the build failed or left a binary out.
     """
-    bin_dir = _run_build("bin", timeout=_BIN_TIMEOUT)
-    found = Binaries(operator=bin_dir / "keda", adapter=bin_dir / "keda-adapter")
-    for path in (found.operator, found.adapter):
-        if not path.is_file():
-            raise KedaBuildError(f"{BUILD_SCRIPT} bin reported {bin_dir}, which has no {path.name}")
-    return found
+    operator, adapter = "keda", "keda-adapter"
+    bin_dir = gotools.build(BUILD_SCRIPT, "bin", timeout=_BIN_TIMEOUT, files=(operator, adapter))
+    return Binaries(operator=bin_dir / operator, adapter=bin_dir / adapter)

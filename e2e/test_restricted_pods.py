@@ -83,6 +83,22 @@ def test_the_namespace_really_enforces(kubectl: Kubectl, restricted: str) -> Non
         dry_run_pod(kubectl, pod)
 
 
+def test_a_writable_root_chosen_in_the_spec_is_still_restricted(
+    kubectl: Kubectl, restricted: str, tmp_path: Path
+) -> None:
+    """``runtime.readOnlyRootFilesystem: false`` is a choice the restricted standard allows."""
+    manifest = yaml.safe_load(EXAMPLES[0].read_text())
+    runtime = manifest["spec"].setdefault("runtime", {})
+    runtime["readOnlyRootFilesystem"] = False
+    writable = tmp_path / EXAMPLES[0].name
+    writable.write_text(yaml.safe_dump(manifest))
+    for dep in rendered_deployments(writable, restricted):
+        pod = pod_from(dep, restricted)
+        (server,) = pod["spec"]["containers"]
+        assert server["securityContext"]["readOnlyRootFilesystem"] is False
+        dry_run_pod(kubectl, pod)
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_pods_are_admitted(kubectl: Kubectl, restricted: str, example: Path) -> None:
     deployments = rendered_deployments(example, restricted)

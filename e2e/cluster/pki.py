@@ -91,7 +91,8 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _name(cn: str, org: str | None = None) -> x509.Name:
+def subject_name(cn: str, org: str | None = None) -> x509.Name:
+    """``O=org, CN=cn`` (no O when ``org`` is None)."""
     attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
     if org is not None:
         attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
@@ -137,9 +138,10 @@ def _leaf_usage(
     )
 
 
-def _make_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def make_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A fresh self-signed CA (``CN=gantry-e2e-ca``): its certificate and key."""
     key = _new_key()
-    name = _name("gantry-e2e-ca")
+    name = subject_name("gantry-e2e-ca")
     cert = (
         _builder(name, name, key)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -162,12 +164,13 @@ def _make_ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     return cert, key
 
 
-def _sign_leaf(
+def sign_leaf(
     ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
     subject: x509.Name,
     eku: list[x509.ObjectIdentifier],
     san: x509.SubjectAlternativeName | None = None,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A leaf certificate and its new key, signed by ``ca``, for the usages ``eku``."""
     ca_cert, ca_key = ca
     key = _new_key()
     builder = _leaf_usage(_builder(subject, ca_cert.subject, key), eku).add_extension(
@@ -194,9 +197,10 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     path.chmod(0o600)
 
 
-def _write_pair(
+def write_pair(
     dir: Path, stem: str, pair: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
 ) -> None:
+    """``<stem>.crt`` and ``<stem>.key`` (0600) in ``dir``, as PEM."""
     cert, key = pair
     (dir / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(dir / f"{stem}.key", key)
@@ -206,15 +210,17 @@ def generate(dir: Path) -> Pki:
     """Write a fresh CA and all leaf certificates/keys into ``dir``."""
     dir.mkdir(parents=True, exist_ok=True)
     dir.chmod(0o700)
-    ca = _make_ca()
-    _write_pair(dir, "ca", ca)
+    ca = make_ca()
+    write_pair(dir, "ca", ca)
     server_auth = [ExtendedKeyUsageOID.SERVER_AUTH]
     client_auth = [ExtendedKeyUsageOID.CLIENT_AUTH]
-    _write_pair(
-        dir, "apiserver", _sign_leaf(ca, _name("kube-apiserver"), server_auth, _serving_san())
+    write_pair(
+        dir, "apiserver", sign_leaf(ca, subject_name("kube-apiserver"), server_auth, _serving_san())
     )
-    _write_pair(dir, "admin", _sign_leaf(ca, _name("gantry-admin", "system:masters"), client_auth))
-    _write_pair(dir, "front-proxy-client", _sign_leaf(ca, _name(FRONT_PROXY_CN), client_auth))
+    write_pair(
+        dir, "admin", sign_leaf(ca, subject_name("gantry-admin", "system:masters"), client_auth)
+    )
+    write_pair(dir, "front-proxy-client", sign_leaf(ca, subject_name(FRONT_PROXY_CN), client_auth))
     sa = _new_key()
     _write_key(dir / "sa.key", sa)
     (dir / "sa.pub").write_bytes(

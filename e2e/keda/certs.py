@@ -22,9 +22,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-# The cluster's throwaway-CA helpers (ECDSA P-256, backdated, one year). Private there; shared
-# rather than copied so both PKIs stay alike.
-from e2e.cluster.pki import _make_ca, _name, _sign_leaf, _write_pair
+# The cluster's throwaway-CA helpers (ECDSA P-256, backdated, one year), so both PKIs stay alike.
+from e2e.cluster.pki import make_ca, sign_leaf, subject_name, write_pair
 
 _LOOPBACK_NAMES = ("localhost",)
 _LOOPBACK_IPS = ("127.0.0.1", "::1")
@@ -59,11 +58,12 @@ def generate(dir: Path, *, dns_names: Sequence[str] = ()) -> CertDir:
     """
     dir.mkdir(parents=True, exist_ok=True)
     dir.chmod(0o700)
-    ca = _make_ca()
-    _write_pair(dir, "ca", ca)
+    ca = make_ca()
+    write_pair(dir, "ca", ca)
     names: list[x509.GeneralName] = [x509.DNSName(n) for n in (*_LOOPBACK_NAMES, *dns_names)]
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in _LOOPBACK_IPS]
     both = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-    leaf = _sign_leaf(ca, _name("gantry-e2e-keda"), both, x509.SubjectAlternativeName(names))
-    _write_pair(dir, "tls", leaf)
+    san = x509.SubjectAlternativeName(names)
+    leaf = sign_leaf(ca, subject_name("gantry-e2e-keda"), both, san)
+    write_pair(dir, "tls", leaf)
     return CertDir(dir)

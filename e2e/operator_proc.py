@@ -25,6 +25,9 @@ class OperatorProcess:
         env: Extra environment (e.g. ``GANTRY_RESYNC_SECONDS``).
     """
 
+    #: How errors name the process.
+    what = "operator"
+
     def __init__(
         self,
         log_path: Path,
@@ -59,7 +62,7 @@ class OperatorProcess:
         ]
 
     def start(self, *, timeout: float = 60.0) -> None:
-        """Start and wait until kopf's liveness endpoint answers."""
+        """Start and wait until :meth:`ready` (an exit first raises, with the log's tail)."""
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
             self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=self._env
@@ -68,17 +71,19 @@ class OperatorProcess:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise AssertionError(
-                    f"operator exited with {self._proc.returncode}:\n{self.tail()}"
+                    f"{self.what} exited with {self._proc.returncode}:\n{self.tail()}"
                 )
-            try:
-                if httpx.get(
-                    f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=1
-                ).is_success:
-                    return
-            except httpx.HTTPError:
-                pass
+            if self.ready():
+                return
             time.sleep(0.3)
-        raise AssertionError(f"operator not live within {timeout}s:\n{self.tail()}")
+        raise AssertionError(f"{self.what} not live within {timeout}s:\n{self.tail()}")
+
+    def ready(self) -> bool:
+        """Whether kopf's liveness endpoint answers (a subclass probes its own endpoint)."""
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=1).is_success
+        except httpx.HTTPError:
+            return False
 
     def stop(self, *, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         """Stop (SIGTERM: graceful; SIGKILL: a crash) and return the exit status."""

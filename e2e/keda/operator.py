@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -30,7 +29,6 @@ from e2e.cluster import Kubectl
 from e2e.cluster.procs import free_ports
 from e2e.keda.certs import CertDir
 from e2e.operator_proc import OperatorProcess
-from e2e.waiting import wait_for
 
 
 def _keda_env(namespaces: Sequence[str], env: Mapping[str, str] | None) -> dict[str, str]:
@@ -48,7 +46,7 @@ def _keda_env(namespaces: Sequence[str], env: Mapping[str, str] | None) -> dict[
 class KedaOperator(OperatorProcess):
     """``keda`` (cmd/operator): reconciles ScaledObjects into ``keda-hpa-<name>`` HPAs.
 
-    Ready when its health probe answers (the inherited :meth:`start`), i.e. the manager runs.
+    Ready when its health probe answers (the inherited :meth:`ready`), i.e. the manager runs.
 
     Args:
         binary: The operator binary (:func:`e2e.keda.binaries`).
@@ -114,6 +112,8 @@ class KedaAdapter(OperatorProcess):
         env: Extra environment.
     """
 
+    what = "adapter"
+
     def __init__(
         self,
         binary: Path,
@@ -154,20 +154,12 @@ class KedaAdapter(OperatorProcess):
             "--zap-log-level=info",
         ]
 
-    def start(self, *, timeout: float = 60.0) -> None:
-        """Start and wait until ``/readyz`` answers 200 over HTTPS (trusting ``certs``' CA)."""
-        # OperatorProcess.start probes plain HTTP; the adapter has no plain-HTTP health endpoint,
-        # so this repeats its launch (same log and environment) with an HTTPS probe.
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(
-            self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=self._env
-        )
-        wait_for(self._ready, timeout=timeout, interval=0.3, what=f"{self.url}/readyz")
+    def ready(self) -> bool:
+        """Whether ``/readyz`` answers 200 over HTTPS (trusting ``certs``' CA).
 
-    def _ready(self) -> bool:
-        proc = self._proc
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"adapter exited with {proc.returncode}:\n{self.tail()}")
+        The adapter has no plain-HTTP health endpoint, so this replaces the inherited probe;
+        :meth:`start` (launch, exit check, deadline) is :class:`OperatorProcess`'s.
+        """
         try:
             answer = httpx.get(f"{self.url}/readyz", verify=self._trust, timeout=2)
         except httpx.HTTPError:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bench.operator.bare import first_reconcile_writes
-from gantry.kube import ClusterConfig, KubeClient
+from gantry.kube import KubeClient
 from tests.reconciler.fake_apiserver import FakeApiServer
 from tests.reconciler.reconcile_env import MD_PATH, T0, md, reconcile_env, spec
 
@@ -44,11 +44,7 @@ async def test_bare_writes_match_the_reconcilers_first_reconcile(spec_: dict[str
 
     bare = FakeApiServer()
     bare.put(MD_PATH, copy.deepcopy(body))
-    async with KubeClient(
-        ClusterConfig(server="https://kube.test", insecure=True),
-        field_manager="gantry",
-        transport=bare.transport(),
-    ) as kube:
+    async with bare.serving() as config, KubeClient(config, field_manager="gantry") as kube:
         sent = await first_reconcile_writes(kube, bare.objects[MD_PATH], now=T0)
 
     assert shape(bare) == shape(operator)

@@ -29,7 +29,7 @@ import kopf
 
 from gantry.handlers import modeldeployment as handlers
 from gantry.handlers.queue import WorkQueue
-from gantry.kube import ClusterConfig, KubeClient
+from gantry.kube import KubeClient
 from gantry.kube.cached import CachedKubeClient
 from gantry.metrics import OperatorMetrics
 from gantry.reconciler import Settings
@@ -195,19 +195,19 @@ async def handler_env(
     for group_version in missing:
         fake.uninstall(group_version)
     fake.put(MD_PATH, md(served_spec(port, **overrides)))
-    config = ClusterConfig(server="https://kube.test", insecure=True)
-    # What startup() puts in the memo, with the fake's transport.
-    memo = kopf.Memo(metrics=OperatorMetrics(), namespaces=[NS])
-    kube = handlers.build(
-        memo, config, settings=settings or Settings(probe_timeout=0.5), transport=fake.transport()
-    )
-    await kube.start()
-    user = KubeClient(config, field_manager="kubectl", transport=fake.transport())
-    try:
-        async with asyncio.timeout(5):
-            await kube.wait_synced()
-        yield HandlerEnv(fake, memo, kube, user, script)
-    finally:
-        await user.close()
-        await memo["reconciler"].close()  # closes kube too
-        memo["queue"].shutdown()
+    async with fake.serving() as config:
+        # What startup() puts in the memo, on the served fake.
+        memo = kopf.Memo(metrics=OperatorMetrics(), namespaces=[NS])
+        kube = handlers.build(memo, config, settings=settings or Settings(probe_timeout=0.5))
+        await kube.start()
+        user = KubeClient(config, field_manager="kubectl")
+        try:
+            async with asyncio.timeout(5):
+                await kube.wait_synced()
+                # The CRD watches too: over a socket their lists may land after the others'.
+                await asyncio.gather(*(i.wait_synced() for i in kube.all_informers()))
+            yield HandlerEnv(fake, memo, kube, user, script)
+        finally:
+            await user.close()
+            await memo["reconciler"].close()  # closes kube too
+            memo["queue"].shutdown()

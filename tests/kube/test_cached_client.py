@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from gantry.kube import ApiError, ClusterConfig
+from gantry.kube import ApiError
 from gantry.kube import resources as kinds
 from gantry.kube.cached import CachedKubeClient, Watched, namespace_filter
 from tests.reconciler.fake_apiserver import FakeApiServer, Obj
@@ -60,21 +60,23 @@ class Relayed:
 async def cached(
     fake: FakeApiServer, namespaces: Sequence[str] = ("ns",), relayed: Relayed | None = None
 ) -> AsyncIterator[CachedKubeClient]:
-    kube = CachedKubeClient(
-        ClusterConfig(server="https://kube.test", insecure=True),
-        watched=WATCHED,
-        namespaces=namespaces,
-        selector=MANAGED,
-        on_change=relayed,
-        transport=fake.transport(),
-    )
-    await kube.start()
-    try:
-        async with asyncio.timeout(5):
-            await kube.wait_synced()
-        yield kube
-    finally:
-        await kube.close()
+    async with fake.serving() as config:
+        kube = CachedKubeClient(
+            config,
+            watched=WATCHED,
+            namespaces=namespaces,
+            selector=MANAGED,
+            on_change=relayed,
+        )
+        await kube.start()
+        try:
+            async with asyncio.timeout(5):
+                await kube.wait_synced()
+            # The CRD watches too: over a socket their lists may land after the others'.
+            await asyncio.gather(*(i.wait_synced() for i in kube.all_informers()))
+            yield kube
+        finally:
+            await kube.close()
 
 
 def sent_since(fake: FakeApiServer, mark: int) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gantry.kube import ClusterConfig, KubeClient
+from gantry.kube import KubeClient
 from gantry.kube import resources as kinds
 from gantry.kube.informer import Informer, InformerSettings
 from tests.reconciler.fake_apiserver import FakeApiServer, Obj
@@ -54,26 +54,25 @@ async def running(
     fake: FakeApiServer, res: kinds.Resource = kinds.DEPLOYMENT, **kwargs: Any
 ) -> AsyncIterator[tuple[Informer, Events]]:
     events = Events()
-    kube = KubeClient(
-        ClusterConfig(server="https://kube.test", insecure=True), transport=fake.transport()
-    )
-    informer = Informer(
-        kube,
-        res,
-        namespace="ns",
-        selector=SELECTOR,
-        on_event=events,
-        settings=InformerSettings(error_backoff=0.01, recheck_after=60),
-        **kwargs,
-    )
-    informer.start()
-    try:
-        async with asyncio.timeout(5):
-            await informer.wait_synced()
-        yield informer, events
-    finally:
-        await informer.stop()
-        await kube.close()
+    async with fake.serving() as config:
+        kube = KubeClient(config)
+        informer = Informer(
+            kube,
+            res,
+            namespace="ns",
+            selector=SELECTOR,
+            on_event=events,
+            settings=InformerSettings(error_backoff=0.01, recheck_after=60),
+            **kwargs,
+        )
+        informer.start()
+        try:
+            async with asyncio.timeout(5):
+                await informer.wait_synced()
+            yield informer, events
+        finally:
+            await informer.stop()
+            await kube.close()
 
 
 async def test_list_then_watch_fills_the_store_and_reports_each_change() -> None:

@@ -1,4 +1,8 @@
-"""A small in-memory Kubernetes API server, as an ``httpx.MockTransport`` handler.
+"""A small in-memory Kubernetes API server, served on a loopback port by aiohttp.
+
+``async with fake.serving() as config:`` serves it on ``127.0.0.1`` (a free port, plain
+HTTP) and gives the :class:`ClusterConfig` that reaches it, so the client under test
+talks to it over a real socket, through its real HTTP stack.
 
 This is a fake on purpose: the reconciler tests inject API faults (a 500 on one
 PATCH, a 409 on the status write, an API group that is not installed) at exact
@@ -36,22 +40,27 @@ What it implements, and no more:
   ``resourceVersion`` (bumped on every write), as the real server sets them.
 
 Every request is logged (:attr:`FakeApiServer.log`), watches included, so tests
-can assert what was sent and in which order.
+can assert what was sent and in which order. Faults (:meth:`FakeApiServer.fail`) answer
+a Status error; :meth:`FakeApiServer.reset` drops the connection without an answer,
+as a crashed or restarted API server (or a proxy in front of it) does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+from aiohttp import web
 
+from e2e.faults.proxy import _reset as reset_connection  # the fault proxy's TCP RST
 from gantry.kube.client import APPLY_CONTENT_TYPE, MERGE_CONTENT_TYPE
+from gantry.kube.config import ClusterConfig
 
 Obj = dict[str, Any]
 
@@ -98,11 +107,43 @@ class Fault:
     reason: str
     message: str
     times: int | None  # None: every time
+    reset: bool = False  # drop the connection instead of answering
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """What the handler answers: a JSON body, or a watch's stream."""
+
+    status: int
+    body: Any = None
+    stream: _WatchStream | None = None
+
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def serve_loopback(handler: Handler) -> AsyncIterator[str]:
+    """Serve ``handler`` on 127.0.0.1 at a free port; the base URL (``http://127.0.0.1:N``).
+
+    Handlers are cancelled when their client hangs up (a watch the client closed ends
+    at once), and the server stops within a second on exit.
+    """
+    server = web.Server(handler, handler_cancellation=True, access_log=None)
+    runner = web.ServerRunner(server, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
 
 
 @dataclass
 class FakeApiServer:
-    """The handler: ``httpx.MockTransport(fake)``."""
+    """The in-memory server; :meth:`serving` puts it on a loopback port."""
 
     objects: dict[str, Obj] = field(default_factory=dict)
     log: list[Request] = field(default_factory=list)
@@ -119,11 +160,21 @@ class FakeApiServer:
     _wakeups: set[asyncio.Event] = field(default_factory=set)
     _watch_opened: asyncio.Event = field(default_factory=asyncio.Event)
     _watch_generation: int = 0  # end_watches() bumps it; streams of older ones end
+    _answering: bool = False  # a request is being answered: its changes wake watches after
 
     # ---- test-side helpers -------------------------------------------------
 
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self)
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[ClusterConfig]:
+        """Serve this fake on a loopback port; the config of a client that reaches it.
+
+        On exit the open watches end (as at the server's timeout) and the server stops.
+        """
+        try:
+            async with serve_loopback(self._serve) as url:
+                yield ClusterConfig(server=url)
+        finally:
+            self.end_watches()
 
     def put(self, path: str, obj: Obj) -> Obj:
         """Store ``obj`` at item path ``path`` as if written by someone else; the stored copy.
@@ -189,6 +240,10 @@ class FakeApiServer:
         """Answer ``method path`` (exact path, query ignored) with a Status error."""
         self.faults.append(Fault(method, path, status, reason, message, times))
 
+    def reset(self, method: str, path: str, *, times: int | None = 1) -> None:
+        """Drop the connection of ``method path`` (exact path) without answering."""
+        self.faults.append(Fault(method, path, 0, "", "", times, reset=True))
+
     def uninstall(self, group_version: str) -> None:
         """Answer 404 for every path of an API group/version, as for a missing CRD."""
         self.missing_groups.add(group_version)
@@ -201,39 +256,78 @@ class FakeApiServer:
 
     # ---- the handler ---------------------------------------------------------
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        content_type = request.headers.get("content-type", "")
-        raw = request.content
+    async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
+        raw = await request.read()
+        self._answering = True
+        try:
+            reply = self.handle(
+                request.method,
+                request.path,
+                dict(request.query),
+                request.headers.get("Content-Type", ""),
+                raw,
+            )
+        finally:
+            self._answering = False
+        if reply is None:
+            reset_connection(request)
+            self._wake()
+            return web.Response(status=500)  # never sent: the connection is gone
+        if reply.stream is None:
+            response = web.Response(
+                status=reply.status,
+                body=json.dumps(reply.body).encode(),
+                content_type="application/json",
+            )
+            await response.prepare(request)
+            await response.write_eof()
+            # Watches hear of a write after its answer is on the wire, as from the real
+            # server, whose watch cache trails etcd: the writer's client has the answer first
+            # (as under an in-process transport, where the answer came back synchronously).
+            self._wake()
+            return response
+        response = web.StreamResponse(status=reply.status)
+        response.content_type = "application/json"
+        await response.prepare(request)
+        async for chunk in reply.stream:
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    def handle(
+        self, method: str, path: str, params: dict[str, str], content_type: str, raw: bytes
+    ) -> _Reply | None:
+        """Log and answer one request; None: drop its connection (a :meth:`reset` fault)."""
         body = json.loads(raw) if raw else None
-        params = dict(request.url.params)
-        self.log.append(Request(request.method, path, params, content_type, body))
-        if (hook := self.before.pop(f"{request.method} {path}", None)) is not None:
+        self.log.append(Request(method, path, params, content_type, body))
+        if (hook := self.before.pop(f"{method} {path}", None)) is not None:
             hook()
-        if (fault := self._fault(request.method, path)) is not None:
+        if (fault := self._fault(method, path)) is not None:
+            if fault.reset:
+                return None
             return _status(fault.status, fault.reason, fault.message)
         if any(path.startswith(f"/apis/{gv}/") for gv in self.missing_groups):
             return _status(404, "NotFound", "the server could not find the requested resource")
         collection, name, sub = _split(path)
         obj: Obj = body if isinstance(body, dict) else {}
-        if request.method in ("POST", "PATCH") and not isinstance(body, dict):
+        if method in ("POST", "PATCH") and not isinstance(body, dict):
             return _status(400, "BadRequest", "the request body must be a JSON object")
-        if request.method == "GET" and not name and params.get("watch") in ("true", "1"):
+        if method == "GET" and not name and params.get("watch") in ("true", "1"):
             return self._watch(collection, params)
-        if request.method == "GET":
+        if method == "GET":
             return self._get(path, params) if name else self._list(collection, params)
-        if request.method == "POST" and not name:
+        if method == "POST" and not name:
             return self._create(collection, obj)
-        if request.method == "PATCH" and name:
+        if method == "PATCH" and name:
             item = f"{collection}/{name}"
             if content_type == APPLY_CONTENT_TYPE and not sub:
                 return self._apply(item, name, params, obj)
             if content_type == MERGE_CONTENT_TYPE:
                 return self._merge(item, sub, obj)
             return _status(415, "UnsupportedMediaType", f"{content_type} not supported")
-        if request.method == "DELETE" and name and not sub:
+        if method == "DELETE" and name and not sub:
             return self._delete(f"{collection}/{name}", obj)
-        return _status(405, "MethodNotAllowed", f"{request.method} {path}")
+        return _status(405, "MethodNotAllowed", f"{method} {path}")
 
     def _fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
@@ -246,22 +340,22 @@ class FakeApiServer:
     def _uid(self) -> str:
         return f"uid-{next(self._counter):04d}"
 
-    def _get(self, path: str, _params: dict[str, str]) -> httpx.Response:
+    def _get(self, path: str, _params: dict[str, str]) -> _Reply:
         obj = self.objects.get(path)
         if obj is None:
             return _status(404, "NotFound", f"{path} not found")
-        return httpx.Response(200, json=obj)
+        return _Reply(200, obj)
 
-    def _list(self, collection: str, params: dict[str, str]) -> httpx.Response:
+    def _list(self, collection: str, params: dict[str, str]) -> _Reply:
         try:
             match = _Selection(collection, params)
         except ValueError as exc:
             return _status(400, "BadRequest", str(exc))
         items = [obj for key, obj in sorted(self.objects.items()) if match(key, obj)]
         meta = {"resourceVersion": str(next(self._counter))}
-        return httpx.Response(200, json={"kind": "List", "metadata": meta, "items": items})
+        return _Reply(200, {"kind": "List", "metadata": meta, "items": items})
 
-    def _watch(self, collection: str, params: dict[str, str]) -> httpx.Response:
+    def _watch(self, collection: str, params: dict[str, str]) -> _Reply:
         try:
             match = _Selection(collection, params)
             since = int(params.get("resourceVersion") or 0)
@@ -279,7 +373,7 @@ class FakeApiServer:
                 if match(key, obj)
             ]
         stream = _WatchStream(self, match, since, timeout, initial)
-        return httpx.Response(200, headers={"content-type": "application/json"}, stream=stream)
+        return _Reply(200, stream=stream)
 
     def _record(self, change: Change) -> None:
         self.history.append(change)
@@ -289,10 +383,12 @@ class FakeApiServer:
         self._wake()
 
     def _wake(self) -> None:
+        if self._answering:
+            return
         for wakeup in self._wakeups:
             wakeup.set()
 
-    def _create(self, collection: str, body: Obj) -> httpx.Response:
+    def _create(self, collection: str, body: Obj) -> _Reply:
         body = copy.deepcopy(body)  # the log keeps what was sent
         meta = body.setdefault("metadata", {})
         if not meta.get("name"):
@@ -302,9 +398,9 @@ class FakeApiServer:
         path = f"{collection}/{meta['name']}"
         if path in self.objects:
             return _status(409, "AlreadyExists", f"{meta['name']} already exists")
-        return httpx.Response(201, json=self.put(path, body))
+        return _Reply(201, self.put(path, body))
 
-    def _apply(self, path: str, name: str, params: dict[str, str], body: Obj) -> httpx.Response:
+    def _apply(self, path: str, name: str, params: dict[str, str], body: Obj) -> _Reply:
         if not params.get("fieldManager"):
             return _status(400, "BadRequest", "fieldManager is required for apply")
         if (body.get("metadata") or {}).get("name") != name:
@@ -312,11 +408,11 @@ class FakeApiServer:
         body = {k: v for k, v in body.items() if k != "status"}
         existing = self.objects.get(path)
         if existing is None:
-            return httpx.Response(201, json=self.put(path, body))
+            return _Reply(201, self.put(path, body))
         merged = _deep_merge(copy.deepcopy(existing), body)
-        return httpx.Response(200, json=self._store(path, existing, merged))
+        return _Reply(200, self._store(path, existing, merged))
 
-    def _merge(self, path: str, sub: str, patch: Obj) -> httpx.Response:
+    def _merge(self, path: str, sub: str, patch: Obj) -> _Reply:
         existing = self.objects.get(path)
         if existing is None:
             return _status(404, "NotFound", f"{path} not found")
@@ -347,8 +443,8 @@ class FakeApiServer:
                 "metadata": stored["metadata"],
             }
             scale["spec"] = {"replicas": stored["spec"]["replicas"]}
-            return httpx.Response(200, json=scale)
-        return httpx.Response(200, json=stored)
+            return _Reply(200, scale)
+        return _Reply(200, stored)
 
     def _store(self, path: str, before: Obj, after: Obj) -> Obj:
         meta = after["metadata"]
@@ -361,7 +457,7 @@ class FakeApiServer:
         self.objects[path] = after
         return copy.deepcopy(after)
 
-    def _delete(self, path: str, options: Obj) -> httpx.Response:
+    def _delete(self, path: str, options: Obj) -> _Reply:
         existing = self.objects.get(path)
         if existing is None:
             return _status(404, "NotFound", f"{path} not found")
@@ -379,7 +475,7 @@ class FakeApiServer:
         last = copy.deepcopy(existing)
         last["metadata"]["resourceVersion"] = str(rv)  # as etcd's delete revision
         self._record(Change(rv, path, existing, None, deleted=last))
-        return httpx.Response(200, json={"kind": "Status", "status": "Success"})
+        return _Reply(200, {"kind": "Status", "status": "Success"})
 
 
 class _Selection:
@@ -415,8 +511,12 @@ class _Selection:
         return None
 
 
-class _WatchStream(httpx.AsyncByteStream):
-    """One watch's body: the selected changes after ``since``, then new ones as they come."""
+class _WatchStream:
+    """One watch's body: the selected changes after ``since``, then new ones as they come.
+
+    It ends at ``timeoutSeconds``, at :meth:`FakeApiServer.end_watches`, or when the client
+    hangs up (the server cancels the handler reading it).
+    """
 
     def __init__(
         self, fake: FakeApiServer, match: _Selection, since: int, timeout: float, initial: list[Obj]
@@ -428,7 +528,6 @@ class _WatchStream(httpx.AsyncByteStream):
         self._initial = initial
         self._generation = fake._watch_generation
         self._wakeup = asyncio.Event()
-        self._closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         fake = self._fake
@@ -438,7 +537,7 @@ class _WatchStream(httpx.AsyncByteStream):
         try:
             for event in self._initial:
                 yield _line(event)
-            while not self._closed and fake._watch_generation == self._generation:
+            while fake._watch_generation == self._generation:
                 self._wakeup.clear()
                 if self._since < fake._compacted:  # fell behind the retained history
                     yield _line({"type": "ERROR", "object": _status_body(410, "Expired", "gone")})
@@ -460,10 +559,6 @@ class _WatchStream(httpx.AsyncByteStream):
                     return
         finally:
             fake._wakeups.discard(self._wakeup)
-
-    async def aclose(self) -> None:
-        self._closed = True
-        self._wakeup.set()
 
 
 def _line(event: Obj) -> bytes:
@@ -537,8 +632,8 @@ def _merge_patch(target: Obj, patch: Obj) -> Obj:
     return result
 
 
-def _status(code: int, reason: str, message: str) -> httpx.Response:
-    return httpx.Response(code, json=_status_body(code, reason, message))
+def _status(code: int, reason: str, message: str) -> _Reply:
+    return _Reply(code, _status_body(code, reason, message))
 
 
 def _status_body(code: int, reason: str, message: str) -> Obj:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gantry.api.spec import API_VERSION, KIND
-from gantry.kube import ClusterConfig, KubeClient
+from gantry.kube import KubeClient
 from gantry.kube import resources as kinds
 from gantry.metrics import OperatorMetrics
 from gantry.reconciler import Outcome, Reconciler, Settings, write_outcome
@@ -130,13 +130,10 @@ async def reconcile_env(
 ) -> AsyncIterator[Env]:
     fake = FakeApiServer()
     fake.put(MD_PATH, body or md())
-    kube = KubeClient(
-        ClusterConfig(server="https://kube.test", insecure=True),
-        field_manager="gantry",
-        transport=fake.transport(),
-    )
-    reconciler = Reconciler(kube, settings or Settings(), OperatorMetrics())
-    try:
-        yield Env(fake, kube, reconciler)
-    finally:
-        await reconciler.close()
+    async with fake.serving() as config:
+        kube = KubeClient(config, field_manager="gantry")
+        reconciler = Reconciler(kube, settings or Settings(), OperatorMetrics())
+        try:
+            yield Env(fake, kube, reconciler)
+        finally:
+            await reconciler.close()

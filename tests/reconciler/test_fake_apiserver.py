@@ -9,7 +9,7 @@ from typing import cast
 
 import pytest
 
-from gantry.kube import ApiError, ClusterConfig, KubeClient
+from gantry.kube import ApiError, KubeClient
 from gantry.kube import resources as kinds
 from gantry.kube.client import WatchEvent
 from tests.reconciler.fake_apiserver import FakeApiServer, Obj
@@ -19,9 +19,10 @@ pytestmark = pytest.mark.timeout(30)
 DEP = kinds.DEPLOYMENT.path("ns", "d")
 
 
-def client(fake: FakeApiServer) -> KubeClient:
-    config = ClusterConfig(server="https://kube.test", insecure=True)
-    return KubeClient(config, transport=fake.transport())
+@contextlib.asynccontextmanager
+async def client(fake: FakeApiServer) -> AsyncIterator[KubeClient]:
+    async with fake.serving() as config, KubeClient(config) as kube:
+        yield kube
 
 
 def deployment(labels: dict[str, str] | None = None, **spec: object) -> Obj:

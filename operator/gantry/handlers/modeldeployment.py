@@ -48,7 +48,6 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import kopf
 
 from gantry.api.spec import GROUP, KIND, PLURAL, VERSION
@@ -128,12 +127,11 @@ def build(
     *,
     settings: Settings,
     elector: LeaderElector | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
 ) -> CachedKubeClient:
     """Fill ``memo`` with the queue, the cached client, the stores and the reconciler.
 
     Starts nothing (``startup`` starts the informers, workers and election), so tests
-    can build exactly what the operator runs, on a fake transport.
+    can build exactly what the operator runs, on a fake API server.
     """
     namespaces: list[str] = list(memo.get("namespaces") or [])
     metrics: OperatorMetrics = memo["metrics"]
@@ -153,7 +151,6 @@ def build(
         on_change=lambda res, _kind, obj: _child_changed(memo, res, obj),
         field_manager=FIELD_MANAGER,
         may_write=elector.is_leader if elector is not None else None,
-        transport=transport,
     )
     memo["kube"] = kube
     memo["bodies"] = kube.passive_store(kinds.MODEL_DEPLOYMENT, namespace_filter(namespaces))

@@ -24,8 +24,6 @@ import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import httpx
-
 from gantry.kube.client import ApiError, KubeClient, Manifest
 from gantry.kube.config import ClusterConfig
 from gantry.kube.informer import Informer, InformerSettings
@@ -90,7 +88,6 @@ class CachedKubeClient(KubeClient):
         field_manager: str = "gantry",
         timeout: float = 10.0,
         informer_settings: InformerSettings | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         identity: str | None = None,
         may_write: Callable[[], bool] | None = None,
     ) -> None:
@@ -98,7 +95,6 @@ class CachedKubeClient(KubeClient):
             config,
             field_manager=field_manager,
             timeout=timeout,
-            transport=transport,
             identity=identity,
             may_write=may_write,
         )

@@ -1,8 +1,12 @@
 """The one place that talks to the Kubernetes API server.
 
-A thin async client over httpx: server-side apply, get, list, delete and the
-scale subresource, on plain-dict manifests. Every call is bounded by a timeout;
-API errors surface as :class:`ApiError` with the server's status and message.
+A thin async client over ``kubernetes.aio`` (aiohttp): server-side apply, get, list,
+watch, delete and the scale subresource, on plain-dict manifests. Requests go through
+``ApiClient.call_api`` unread (``_preload_content=False``) and their bodies are parsed
+with ``json.loads``: no typed models, which cost more CPU than the request itself on a
+LIST (``bench/client_bench.py``). Every call is bounded by a timeout; API errors
+surface as :class:`ApiError` with the server's status and message, and a failed
+transport (reset, refused, timed out) as a retryable 503.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ import asyncio
 import json
 import os
 import socket
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
+from urllib.parse import urlencode
 
-import httpx
+import aiohttp
+from kubernetes.aio import client as aio
 
 from gantry import __version__
 from gantry.kube.config import ClusterConfig
@@ -71,36 +77,50 @@ def default_identity() -> str:
     return os.environ.get("GANTRY_POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
-class _TokenAuth(httpx.Auth):
-    """The bearer token asked for at each request: exec-plugin and projected
-    service-account tokens expire, and the config refreshes them when due."""
+# The generated client is untyped; typed here as Any once, so strict mypy holds elsewhere.
+_Configuration: Any = aio.Configuration
+_ApiClient: Any = aio.ApiClient
 
-    def __init__(self, config: ClusterConfig) -> None:
-        self._config = config
+#: Connections the request pool keeps open (and alive): closing idle ones while requests
+#: wait cost a TLS handshake per request under load (measured by the operator bench).
+REQUEST_POOL = 32
 
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        # A refresh may run an exec plugin (a subprocess): off the event loop.
-        token = await asyncio.to_thread(self._config.current_token)
-        if token:
-            request.headers["Authorization"] = f"Bearer {token}"
-        yield request
+# A reset, a refused or timed-out connection, a server that hung up: the server's answer
+# is unknown (a write may have happened).
+_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
-def _raise_for(response: httpx.Response) -> None:
-    if response.is_success:
-        return
-    reason, message = response.reason_phrase, response.text
+def _unavailable(exc: BaseException) -> ApiError:
+    # The same retryable error as a 503, so callers retry with their backoff instead of
+    # treating it as a bug (the fault suites cut connections through a proxy and rely on it).
+    detail = str(exc) or "no detail"
+    return ApiError(503, "Unavailable", f"{type(exc).__name__}: {detail}")
+
+
+def _error(status: int, http_reason: str, data: bytes) -> ApiError:
+    reason, message = http_reason, data.decode("utf-8", "replace")
     try:
-        body = response.json()
+        body = json.loads(data)
     except ValueError:
         body = None
     # A Kubernetes Status object; anything else (a proxy's page) is kept as text.
     if isinstance(body, dict):
         reason = str(body.get("reason", reason))
         message = str(body.get("message", message))
-    raise ApiError(response.status_code, reason, message)
+    return ApiError(status, reason, message)
+
+
+def _api_client(config: ClusterConfig, pool: int) -> Any:
+    """A ``kubernetes.aio`` ApiClient on its own connection pool (``pool`` 0: unbounded)."""
+    conf = _Configuration(
+        host=config.server,
+        ssl_ca_cert=config.ca_file,
+        verify_ssl=not config.insecure,
+        connection_pool_maxsize=pool,
+    )
+    conf.cert_file = config.cert_file
+    conf.key_file = config.key_file
+    return _ApiClient(conf)
 
 
 class KubeClient:
@@ -110,8 +130,6 @@ class KubeClient:
         config: Where the API server is and how to authenticate.
         field_manager: Server-side apply field manager for every write.
         timeout: Seconds per request.
-        transport: An httpx transport to send requests through instead of the
-            network (tests inject an ``httpx.MockTransport``).
         identity: Named in the User-Agent (``gantry/<version> (<identity>)``), so
             the API server's audit log tells the writes of each replica apart.
         may_write: Asked before every write; False refuses it locally with
@@ -124,43 +142,20 @@ class KubeClient:
         *,
         field_manager: str = "gantry",
         timeout: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
         identity: str | None = None,
         may_write: Callable[[], bool] | None = None,
     ) -> None:
         self.identity = identity or default_identity()
-        headers = {
+        self._headers = {
             "Accept": "application/json",
             "User-Agent": f"gantry/{__version__} ({self.identity})",
         }
-        auth: httpx.Auth | None = None
-        if config.refreshes:
-            auth = _TokenAuth(config)
-        elif config.token:
-            headers["Authorization"] = f"Bearer {config.token}"
         self.may_write = may_write
-        self._http = httpx.AsyncClient(
-            base_url=config.server,
-            headers=headers,
-            auth=auth,
-            verify=config.ssl_context(),
-            timeout=timeout,
-            # Keep-alive equal to the pool: closing idle connections while requests wait
-            # cost a TLS handshake per request under load (measured by the operator bench).
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-            transport=transport,
-        )
+        self.timeout = timeout
+        self._api = _api_client(config, REQUEST_POOL)
         # Watches hold a connection each for minutes: a pool of their own keeps them
         # from starving the requests of reconciles (and reconciles from starving them).
-        self._watch_http = httpx.AsyncClient(
-            base_url=config.server,
-            headers=headers,
-            auth=auth,
-            verify=config.ssl_context(),
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=8),
-            transport=transport,
-        )
+        self._watch_api = _api_client(config, 0)
         self.field_manager = field_manager
         self.config = config
 
@@ -171,8 +166,24 @@ class KubeClient:
         await self.close()
 
     async def close(self) -> None:
-        await self._watch_http.aclose()
-        await self._http.aclose()
+        await self._watch_api.close()
+        await self._api.close()
+
+    async def _headers_for(self, content_type: str) -> dict[str, str]:
+        headers = {**self._headers, "Content-Type": content_type}
+        if self.config.refreshes:
+            # Exec-plugin and projected tokens expire; the config refreshes them when due.
+            # A refresh may run an exec plugin (a subprocess): off the event loop.
+            token = await asyncio.to_thread(self.config.current_token)
+        else:
+            token = self.config.token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    def _url(self, path: str, params: Mapping[str, str] | None) -> str:
+        query = f"?{urlencode(params)}" if params else ""
+        return f"{self.config.server}{path}{query}"
 
     async def _request(
         self,
@@ -185,19 +196,26 @@ class KubeClient:
     ) -> Manifest:
         if method != "GET" and self.may_write is not None and not self.may_write():
             raise NotLeaderError(f"{method} {path}: this replica is not the leader")
-        content = None if body is None else json.dumps(body).encode()
+        headers = await self._headers_for(content_type)
         try:
-            response = await self._http.request(
-                method, path, params=params, content=content, headers={"Content-Type": content_type}
-            )
-        except httpx.TransportError as exc:
-            # A reset, a refused or timed-out connection: the server's answer is unknown
-            # (a write may have happened). The same retryable error as a 503, so callers
-            # retry with their backoff instead of treating it as a bug.
-            detail = str(exc) or "no detail"
-            raise ApiError(503, "Unavailable", f"{type(exc).__name__}: {detail}") from exc
-        _raise_for(response)
-        result: Manifest = response.json() if response.content else {}
+            async with asyncio.timeout(self.timeout):
+                answer = await self._api.call_api(
+                    method,
+                    self._url(path, params),
+                    header_params=headers,
+                    body=body,
+                    _preload_content=False,
+                )
+                response: aiohttp.ClientResponse = answer.response
+                try:
+                    data = await response.read()
+                finally:
+                    response.release()
+        except _TRANSPORT_ERRORS as exc:
+            raise _unavailable(exc) from exc
+        if not 200 <= response.status < 300:
+            raise _error(response.status, response.reason or "", data)
+        result: Manifest = json.loads(data) if data else {}
         return result
 
     async def apply(self, manifest: Manifest, *, force: bool = True) -> Manifest:
@@ -266,7 +284,9 @@ class KubeClient:
         Bookmarks are asked for, so a quiet watch still learns the newest
         resourceVersion and can resume after the server closes it. A 410 (the
         version is too old) surfaces as :class:`ApiError`, like any other refusal,
-        either as the response or as an ERROR event inside the stream.
+        either as the response or as an ERROR event inside the stream. A connection
+        that breaks raises ``aiohttp.ClientError`` or ``TimeoutError``: the caller
+        resumes from the last version it saw.
         """
         params = {
             "watch": "true",
@@ -281,25 +301,33 @@ class KubeClient:
             params["resourceVersion"] = resource_version
         # The server closes the stream after timeoutSeconds; a read timeout a little
         # longer notices a connection that died silently.
-        timeout = httpx.Timeout(self._http.timeout.connect, read=timeout_seconds + 30.0)
-        async with self._watch_http.stream(
-            "GET", res.path(namespace), params=params, timeout=timeout
-        ) as response:
-            if not response.is_success:
-                await response.aread()
-                _raise_for(response)
-            async for line in response.aiter_lines():
-                if not line.strip():
-                    continue
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timeout, sock_read=timeout_seconds + 30.0
+        )
+        answer = await self._watch_api.call_api(
+            "GET",
+            self._url(res.path(namespace), params),
+            header_params=await self._headers_for("application/json"),
+            _request_timeout=timeout,
+            _preload_content=False,
+        )
+        response: aiohttp.ClientResponse = answer.response
+        try:
+            if not 200 <= response.status < 300:
+                raise _error(response.status, response.reason or "", await response.read())
+            async for line in _lines(response):
                 event = json.loads(line)
                 obj: Manifest = event.get("object") or {}
                 if event.get("type") == "ERROR":
                     raise ApiError(
                         int(obj.get("code") or 500),
                         str(obj.get("reason") or "WatchError"),
-                        str(obj.get("message") or line),
+                        str(obj.get("message") or line.decode("utf-8", "replace")),
                     )
                 yield WatchEvent(str(event.get("type")), obj)
+        finally:
+            # Unread (the consumer stopped early): the connection is closed, not reused.
+            response.release()
 
     async def delete(
         self, res: Resource, name: str, namespace: str | None = None, *, uid: str | None = None
@@ -353,3 +381,22 @@ class KubeClient:
         return await self._request(
             "POST", res.path(manifest["metadata"].get("namespace")), body=manifest
         )
+
+
+async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The non-blank lines of a streamed body, however long.
+
+    Not ``readline()``: aiohttp refuses a line longer than its buffer, and one watch
+    event is one line (a big object makes a long one).
+    """
+    pending = b""
+    async for chunk in response.content.iter_any():
+        pending += chunk
+        if b"\n" not in chunk:
+            continue
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending

@@ -22,7 +22,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from gantry.kube.client import ApiError, KubeClient, Manifest
 from gantry.kube.resources import Resource
@@ -150,7 +150,7 @@ class Informer:
                 version = None if version is None else self._resume
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.error_backoff_cap)
-            except (httpx.HTTPError, ValueError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 logger.info("%r: watch interrupted (%s); resuming", self, exc)
                 version = None if version is None else self._resume

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -159,26 +158,13 @@ def spawn(
     name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str], *, cwd: Path
 ) -> procs.Proc:
     """Start ``argv`` detached (own session, so a Ctrl-C of ``make demo`` spares it), with
-    ``env`` added to this environment and its output in ``log_dir/<name>.log``.
+    ``env`` added to this environment and its output appended to ``log_dir/<name>.log`` (a
+    demo started again keeps the earlier runs' logs).
 
-    :func:`e2e.cluster.procs.start` takes no environment, which the operator needs (its
-    kubeconfig, the runtimes' access token); the record is made by the same
-    :func:`e2e.cluster.procs.record`, so :func:`e2e.cluster.procs.stop` treats it alike.
+    Started by :func:`e2e.cluster.procs.start`, so :func:`e2e.cluster.procs.stop` treats it as
+    it treats the control plane's processes.
     """
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with (log_dir / f"{name}.log").open("ab") as log:
-        popen = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-            cwd=cwd,
-            start_new_session=True,
-            close_fds=True,
-        )
-    # Read while the child is unreaped: its pid cannot belong to anyone else yet.
-    return procs.record(name, popen.pid, argv[0])
+    return procs.start(name, argv, log_dir, env=env, cwd=cwd, append=True)
 
 
 def stop_recorded(records: Sequence[procs.Proc], *, grace: float) -> list[str]:

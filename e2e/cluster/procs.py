@@ -29,7 +29,7 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,16 +100,32 @@ def free_ports(count: int) -> list[int]:
         return ports
 
 
-def start(name: str, argv: list[str], log_dir: Path) -> Proc:
-    """Start ``argv`` detached, with stdout and stderr written to ``log_dir/<name>.log``."""
+def start(
+    name: str,
+    argv: Sequence[str],
+    log_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    append: bool = False,
+) -> Proc:
+    """Start ``argv`` detached, with stdout and stderr written to ``log_dir/<name>.log``.
+
+    Args:
+        env: Added to this process's environment (None: the child inherits it as is).
+        cwd: The child's working directory (None: this process's).
+        append: Add to the log instead of starting it afresh.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     exe = _real_exe(argv[0])
-    with (log_dir / f"{name}.log").open("wb") as log:
+    with (log_dir / f"{name}.log").open("ab" if append else "wb") as log:
         popen = subprocess.Popen(
-            argv,
+            list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=None if env is None else {**os.environ, **env},
+            cwd=cwd,
             start_new_session=True,
             close_fds=True,
         )

@@ -1,4 +1,5 @@
-"""Gantry's httpx KubeClient against the ``kubernetes.aio`` client, on the operator's four calls.
+"""Gantry's KubeClient (``kubernetes.aio``) against httpx and typed ``kubernetes.aio``, on the
+operator's four calls.
 
     python -m bench.client_bench [--quick] [-n 300] [--concurrency 16] [--rounds 4]
                                  [--kubeconfig PATH] [--json out.json]
@@ -19,21 +20,23 @@ groups of 10. Each client makes, ``-n`` times sequentially and again ``-n`` time
 
 Clients, all in this one process on one event loop, one after another, never at once:
 
-* ``httpx``: :class:`gantry.kube.KubeClient` (httpx, credentials from :func:`gantry.kube.load`);
-* ``aio-raw``: ``kubernetes.aio`` (aiohttp) the way an operator on plain dicts would use it: the
-  generated ``AppsV1Api`` / ``CustomObjectsApi`` methods' ``*_without_preload_content`` variants,
-  the body read and ``json.loads``-ed, so no model is built (credentials from
-  ``kubernetes.aio.config.load_kube_config``);
-* ``aio-typed``: the same API methods returning models (``V1Deployment``, ``V1DeploymentList``:
-  pydantic); ``CustomObjectsApi`` returns plain dicts either way. Measured because it is how the
-  package is documented and used, and so the cost of building models shows apart from the
-  transport's.
+* ``gantry``: :class:`gantry.kube.KubeClient`, which since issue #11 sends through
+  ``kubernetes.aio`` (aiohttp) unread (``call_api(..., _preload_content=False)``) and
+  ``json.loads`` the body, so no model is built (credentials from :func:`gantry.kube.load`);
+* ``httpx``: the baseline the move was decided against: a minimal ``httpx.AsyncClient`` making
+  the same four requests the way KubeClient did before (same headers, 32 kept-alive
+  connections, ``response.json()``), same credentials;
+* ``aio-typed``: the generated ``AppsV1Api`` / ``CustomObjectsApi`` methods returning models
+  (``V1Deployment``, ``V1DeploymentList``: pydantic); ``CustomObjectsApi`` returns plain dicts
+  either way. Measured because it is how the package is documented and used, so the cost of
+  building models shows apart from the transport's (credentials from
+  ``kubernetes.aio.config.load_kube_config``).
 
 Every op and concurrency is split into ``--rounds`` batches; within a round the clients run in
 ABC order, the next round CBA, and so on, so drift on the shared machine hits each client alike.
 Per client and op: median and p95 latency, throughput, and this process's CPU seconds per 1,000
 requests (``time.process_time`` around each batch: the client's own cost, the API server runs
-elsewhere), then each aio client divided by httpx, from the same run. Nothing here asserts a
+elsewhere), then each client divided by httpx, from the same run. Nothing here asserts a
 timing; figures move run to run, the ratios less so.
 """
 
@@ -52,11 +55,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
 import yaml
 
 from bench.operator.report import Table, fmt, percentile, ratio
-from gantry import kube
-from gantry.kube import KubeClient, Manifest
+from gantry import __version__, kube
+from gantry.kube import ClusterConfig, KubeClient, Manifest
 from gantry.kube.resources import DEPLOYMENT, MODEL_DEPLOYMENT, NAMESPACE
 from gantry.preview import PREVIEW_UID, preview_children
 
@@ -67,7 +71,7 @@ EXAMPLE = REPO / "examples" / "cpu-runtime.yaml"
 DEFAULT_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
 
 OPS = ("get", "list", "apply", "status")
-CLIENTS = ("httpx", "aio-raw", "aio-typed")
+CLIENTS = ("gantry", "httpx", "aio-typed")
 BASELINE = "httpx"
 FIELD_MANAGER = "gantry"
 FILLERS = 200
@@ -264,7 +268,7 @@ class Target:
     manifest: Manifest  # the apply form of the Deployment
 
 
-class HttpxOps:
+class GantryOps:
     def __init__(self, client: KubeClient, target: Target) -> None:
         self.client, self.t = client, target
 
@@ -287,21 +291,69 @@ class HttpxOps:
         )
 
 
-class AioError(Exception):
-    pass
+def httpx_client(config: ClusterConfig) -> httpx.AsyncClient:
+    """The transport of KubeClient before issue #11, as it was configured."""
+    headers = {"Accept": "application/json", "User-Agent": f"gantry/{__version__} (bench)"}
+    if config.token:
+        headers["Authorization"] = f"Bearer {config.token}"
+    return httpx.AsyncClient(
+        base_url=config.server,
+        headers=headers,
+        verify=config.ssl_context(),
+        timeout=10.0,
+        limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+    )
 
 
-async def _json(response: Any) -> Any:
-    """The body of an aiohttp response from a ``*_without_preload_content`` call, as dicts."""
-    data = await response.read()
-    if not 200 <= response.status < 300:
-        raise AioError(f"{response.status}: {data[:300]!r}")
-    return json.loads(data)
+class HttpxOps:
+    """The four requests as the httpx KubeClient sent them: JSON bodies, ``response.json()``."""
+
+    def __init__(self, client: httpx.AsyncClient, target: Target) -> None:
+        self.http, self.t = client, target
+
+    async def _send(
+        self, method: str, path: str, *, params: Any = None, body: Any = None, ctype: str = ""
+    ) -> Any:
+        content = None if body is None else json.dumps(body).encode()
+        response = await self.http.request(
+            method,
+            path,
+            params=params,
+            content=content,
+            headers={"Content-Type": ctype or "application/json"},
+        )
+        response.raise_for_status()
+        return response.json()
+
+    async def get(self) -> Any:
+        return await self._send("GET", DEPLOYMENT.path(self.t.namespace, self.t.deployment))
+
+    async def list(self) -> Any:
+        path = DEPLOYMENT.path(self.t.namespace)
+        return (await self._send("GET", path, params={"labelSelector": self.t.selector}))["items"]
+
+    async def apply(self) -> Any:
+        return await self._send(
+            "PATCH",
+            DEPLOYMENT.path(self.t.namespace, self.t.deployment),
+            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            body=self.t.manifest,
+            ctype="application/apply-patch+yaml",
+        )
+
+    async def status(self, index: int) -> Any:
+        return await self._send(
+            "PATCH",
+            MODEL_DEPLOYMENT.path(self.t.namespace, self.t.model_deployment) + "/status",
+            params={"fieldManager": FIELD_MANAGER},
+            body=status_patch(index),
+            ctype="application/merge-patch+json",
+        )
 
 
 class _AioOps:
     """The generated ``AppsV1Api`` / ``CustomObjectsApi`` calls, each with the operator's
-    arguments; the subclasses choose the method variant (raw or typed) and read its answer."""
+    arguments; the subclass chooses the method variant and reads its answer."""
 
     def __init__(self, api_client: Any, target: Target) -> None:
         from kubernetes.aio import client as aio
@@ -337,28 +389,6 @@ class _AioOps:
             field_manager=FIELD_MANAGER,
             _content_type="application/merge-patch+json",
         )
-
-
-class AioRawOps(_AioOps):
-    async def get(self) -> Any:
-        return await _json(
-            await self._get(self.apps.read_namespaced_deployment_without_preload_content)
-        )
-
-    async def list(self) -> Any:
-        body = await _json(
-            await self._list(self.apps.list_namespaced_deployment_without_preload_content)
-        )
-        return body["items"]
-
-    async def apply(self) -> Any:
-        return await _json(
-            await self._apply(self.apps.patch_namespaced_deployment_without_preload_content)
-        )
-
-    async def status(self, index: int) -> Any:
-        method = self.custom.patch_namespaced_custom_object_status_without_preload_content
-        return await _json(await self._status(method, index))
 
 
 class AioTypedOps(_AioOps):
@@ -478,7 +508,9 @@ async def run(opts: Options) -> dict[str, dict[str, Figures]]:
     from kubernetes.aio import config as aio_config
 
     namespace = f"clientbench-{uuid.uuid4().hex[:6]}"
-    httpx_client = KubeClient(kube.load(opts.kubeconfig), field_manager=FIELD_MANAGER)
+    config = kube.load(opts.kubeconfig)
+    gantry_client = KubeClient(config, field_manager=FIELD_MANAGER)
+    http = httpx_client(config)
     configuration = aio.Configuration()
     await aio_config.load_kube_config(  # type: ignore[no-untyped-call]
         config_file=opts.kubeconfig, client_configuration=configuration
@@ -486,10 +518,10 @@ async def run(opts: Options) -> dict[str, dict[str, Figures]]:
     api_client = aio.ApiClient(configuration)
     try:
         log(f"namespace {namespace}: 1 ModelDeployment, {FILLERS + 1} Deployments")
-        target = await setup(httpx_client, namespace)
+        target = await setup(gantry_client, namespace)
         clients: dict[str, Ops] = {
-            "httpx": HttpxOps(httpx_client, target),
-            "aio-raw": AioRawOps(api_client, target),
+            "gantry": GantryOps(gantry_client, target),
+            "httpx": HttpxOps(http, target),
             "aio-typed": AioTypedOps(api_client, target),
         }
         await check(clients)
@@ -497,11 +529,12 @@ async def run(opts: Options) -> dict[str, dict[str, Figures]]:
             return await _measure_all(clients, opts)
     finally:
         await api_client.close()  # type: ignore[no-untyped-call]
+        await http.aclose()
         try:
-            await httpx_client.delete(NAMESPACE, namespace)
+            await gantry_client.delete(NAMESPACE, namespace)
             log(f"namespace {namespace} deleted")
         finally:
-            await httpx_client.close()
+            await gantry_client.close()
 
 
 async def _measure_all(clients: Mapping[str, Ops], opts: Options) -> dict[str, dict[str, Figures]]:

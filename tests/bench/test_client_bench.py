@@ -133,12 +133,12 @@ def test_report_divides_each_client_by_httpx_row_by_row() -> None:
     base = Figures(requests=10, p50_ms=2.0, p95_ms=4.0, rps=100.0, cpu_per_1k_s=1.0)
     other = Figures(requests=10, p50_ms=3.0, p95_ms=5.0, rps=50.0, cpu_per_1k_s=2.5)
     text = report(
-        {"httpx": {"get c=1": base}, "aio-raw": {"get c=1": other, "list c=1": other}},
+        {"httpx": {"get c=1": base}, "gantry": {"get c=1": other, "list c=1": other}},
         CLIENTS,
     )
     ratio_block = text.split("ratio to httpx")[1]
     row = next(line for line in ratio_block.splitlines() if line.startswith("get c=1"))
     assert row.split()[2:] == ["1.50", "0.50", "2.50"]
     assert "list c=1" not in ratio_block  # no httpx figure to divide by
-    assert text.startswith("httpx\n")
+    assert text.startswith("gantry\n")
     assert "aio-typed\n" in text  # a client with no figures still gets its (empty) block

@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from bench.operator.workload import bounded
 from gantry.api.plan import Owner
 from gantry.api.spec import ModelDeploymentSpec
-from gantry.api.status import Endpoints, ModelDeploymentStatus
+from gantry.api.status import ModelDeploymentStatus
 from gantry.kube import ClusterConfig, KubeClient, Manifest
 from gantry.kube import resources as kinds
-from gantry.reconciler import SCALE_MANAGER, Outcome, stamp_applied, write_outcome
-from gantry.render import render_children, revision, selector_string, service_name
+from gantry.reconciler import SCALE_MANAGER, Outcome, Settings, stamp_applied, write_outcome
+from gantry.reconciler.facts import service_endpoints
+from gantry.render import render_children, revision, selector_string
 from gantry.rollout import Observations, decide
 from gantry.status.conditions import StatusInputs, Transition, build_status, transitions
 
@@ -37,17 +38,6 @@ def _owner(md: Manifest) -> Owner:
         namespace=meta["namespace"],
         uid=meta["uid"],
         generation=int(meta.get("generation", 1)),
-    )
-
-
-def _endpoints(owner: Owner, spec: ModelDeploymentSpec) -> Endpoints:
-    # What the reconciler reports with its default cluster domain (status size, not requests).
-    host = f"{service_name(owner)}.{owner.namespace}.svc.cluster.local"
-    ports = spec.runtime.ports
-    return Endpoints(
-        http=f"http://{host}:{ports.http}",
-        grpc=f"{host}:{ports.grpc}",
-        metrics=f"http://{host}:{ports.metrics}/metrics",
     )
 
 
@@ -78,7 +68,8 @@ async def first_reconcile_writes(
             stable=decision.stable,
             canary=decision.canary,
             deployments={},
-            endpoints=_endpoints(owner, spec),
+            # The reconciler's own, with its default cluster domain (status size, not requests).
+            endpoints=service_endpoints(owner, spec, Settings.cluster_domain),
             selector=selector_string(owner),
         ),
         empty,

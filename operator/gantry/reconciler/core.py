@@ -26,7 +26,6 @@ from gantry.api.plan import Owner, ServingPlan
 from gantry.api.spec import ModelDeploymentSpec, ScalingProvider
 from gantry.api.status import (
     CanaryStatus,
-    Endpoints,
     GpuStatus,
     ModelDeploymentStatus,
 )
@@ -51,12 +50,13 @@ from gantry.reconciler.facts import (
     running_pods,
     scaling_status,
     served_model,
+    service_endpoints,
     spec_digest,
     stamp_applied,
     status_json,
 )
 from gantry.reconciler.probes import PodProbe, model_health, model_ready_by_deployment
-from gantry.render import CHILD_KINDS, render_children, revision, selector_string, service_name
+from gantry.render import CHILD_KINDS, render_children, revision, selector_string
 from gantry.render.labels import DEPLOYMENT as DEPLOYMENT_LABEL
 from gantry.rollout import Decision, Observations, decide
 from gantry.scaling import (
@@ -321,7 +321,7 @@ class Reconciler:
                 scheduling=observe_pods(pods),
                 model=model_health(probes, decision.stable.deployment if decision.stable else None),
                 rollout=rollout_summary(decision),
-                endpoints=self._endpoints(owner, spec),
+                endpoints=service_endpoints(owner, spec, self.settings.cluster_domain),
                 selector=selector,
                 progress_deadline_seconds=spec.rollout.progress_deadline_seconds,
                 model_ready=ready_models,
@@ -700,15 +700,6 @@ class Reconciler:
         )
         self._gpus[key] = held
         return gpu_status(held)
-
-    def _endpoints(self, owner: Owner, spec: ModelDeploymentSpec) -> Endpoints:
-        host = f"{service_name(owner)}.{owner.namespace}.svc.{self.settings.cluster_domain}"
-        ports = spec.runtime.ports
-        return Endpoints(
-            http=f"http://{host}:{ports.http}",
-            grpc=f"{host}:{ports.grpc}",
-            metrics=f"http://{host}:{ports.metrics}/metrics",
-        )
 
     def _record_metrics(
         self, owner: Owner, previous: ModelDeploymentStatus, status: ModelDeploymentStatus

@@ -17,9 +17,10 @@ from pydantic import ValidationError
 
 from gantry.api.plan import Owner, ServingPlan
 from gantry.api.spec import API_VERSION, KIND, ModelDeploymentSpec, ScalingProvider
-from gantry.api.status import CanaryPhase, ModelDeploymentStatus, ScalingStatus
+from gantry.api.status import CanaryPhase, Endpoints, ModelDeploymentStatus, ScalingStatus
 from gantry.render.hpa import hpa_name
 from gantry.render.labels import DEPLOYMENT as DEPLOYMENT_LABEL
+from gantry.render.service import service_name
 from gantry.rollout import Decision, DeploymentReadiness, invalid_gates
 from gantry.scaling.builtin import BuiltinDecision, carried, frozen
 from gantry.scaling.external import from_hpa, from_scaled_object
@@ -206,6 +207,17 @@ def readiness(
         )
         for name, o in observed.items()
     }
+
+
+def service_endpoints(owner: Owner, spec: ModelDeploymentSpec, cluster_domain: str) -> Endpoints:
+    """status.endpoints: the main Service's in-cluster addresses for the runtime's ports."""
+    host = f"{service_name(owner)}.{owner.namespace}.svc.{cluster_domain}"
+    ports = spec.runtime.ports
+    return Endpoints(
+        http=f"http://{host}:{ports.http}",
+        grpc=f"{host}:{ports.grpc}",
+        metrics=f"http://{host}:{ports.metrics}/metrics",
+    )
 
 
 def rollout_summary(decision: Decision) -> Rollout:

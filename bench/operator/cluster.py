@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from e2e.cluster import Kubectl
-from e2e.cluster.nodes import _node  # the shared nodes' builder: one KWOK node shape
+from e2e.cluster.nodes import kwok_node  # the shared nodes' builder: one KWOK node shape
 
 CRD_NAME = "modeldeployments.serving.gantry.dev"
 RUN_LABEL = "bench.gantry.dev/run"
@@ -93,7 +93,7 @@ def bench_node(name: str, run: str) -> dict[str, Any]:
     taint = {"key": RUN_LABEL, "value": run, "effect": "NoSchedule"}
     # The shared nodes' 64 CPUs would hold only 64 bench pods (each requests a CPU).
     room = {"pods": NODE_PODS, "cpu": "100000", "memory": "1000Ti"}
-    return _node(name, {RUN_LABEL: run}, room, [taint])
+    return kwok_node(name, {RUN_LABEL: run}, room, [taint])
 
 
 def token_kubeconfig(admin: dict[str, Any], token: str) -> dict[str, Any]:

@@ -25,12 +25,14 @@ _BASE_RESOURCES = {
 }
 
 
-def _node(
+def kwok_node(
     name: str,
     labels: dict[str, str],
     extra_resources: dict[str, str],
     taints: list[dict[str, str]],
 ) -> dict[str, Any]:
+    """A KWOK-simulated Node with ``labels``, the base resources plus ``extra_resources``
+    (capacity and allocatable alike) and ``taints``."""
     resources = {**_BASE_RESOURCES, **extra_resources}
     spec: dict[str, Any] = {"taints": taints} if taints else {}
     return {
@@ -60,7 +62,7 @@ def _gpu_node(name: str) -> dict[str, Any]:
         "nvidia.com/gpu.count": "8",
         "nvidia.com/mig.strategy": "none",
     }
-    return _node(name, labels, {"nvidia.com/gpu": "8"}, [GPU_TAINT])
+    return kwok_node(name, labels, {"nvidia.com/gpu": "8"}, [GPU_TAINT])
 
 
 def _mig_node(name: str) -> dict[str, Any]:
@@ -75,7 +77,7 @@ def _mig_node(name: str) -> dict[str, Any]:
         "nvidia.com/mig-1g.10gb.memory": "9728",
         "nvidia.com/mig-1g.10gb.product": "NVIDIA-A100-SXM4-80GB-MIG-1g.10gb",
     }
-    return _node(name, labels, {"nvidia.com/mig-1g.10gb": "7"}, [GPU_TAINT])
+    return kwok_node(name, labels, {"nvidia.com/mig-1g.10gb": "7"}, [GPU_TAINT])
 
 
 def default_nodes() -> list[dict[str, Any]]:
@@ -84,7 +86,7 @@ def default_nodes() -> list[dict[str, Any]]:
         _gpu_node("gpu-node-0"),
         _gpu_node("gpu-node-1"),
         _mig_node("mig-node-0"),
-        _node("cpu-node-0", {}, {}, []),
+        kwok_node("cpu-node-0", {}, {}, []),
     ]
 
 

@@ -154,12 +154,18 @@ async def test_writes_feed_the_store_before_the_watch_says_so() -> None:
         assert held["spec"] == {"paused": False}
         assert held["metadata"]["resourceVersion"] == patched["metadata"]["resourceVersion"]
 
-        # The watch's echo of the patch arrives after its answer: the store still holds
-        # the patched version (an echo of the apply, older, would not replace it).
+        # The watch's echoes of the apply and the patch arrive after their answers: they
+        # are no change (the patched version is held) and are not relayed. Someone else's
+        # write after them is, and in watch order, so by then the echoes have passed.
+        held = kube.stores[kinds.DEPLOYMENT].get("ns", "a")
+        assert held is not None
+        fake.put(kinds.DEPLOYMENT.path("ns", "a"), {**held, "status": {"replicas": 1}})
         await relayed.until(("Deployment", "MODIFIED", "a"))
+        assert relayed.seen.count(("Deployment", "MODIFIED", "a")) == 1
         held = kube.stores[kinds.DEPLOYMENT].get("ns", "a")
         assert held is not None
         assert held["spec"] == {"paused": False}
+        assert held["status"] == {"replicas": 1}
 
         await kube.delete(kinds.DEPLOYMENT, "a", "ns")
         assert kube.stores[kinds.DEPLOYMENT].get("ns", "a") is None

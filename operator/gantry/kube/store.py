@@ -135,13 +135,16 @@ class Store:
         return None if held is None else held.load()
 
     def put(self, obj: Manifest) -> bool:
-        """Keep ``obj`` unless an equal-or-newer version is held; True when kept."""
+        """Keep ``obj`` unless the same or a newer version is held; True when kept (a change)."""
         key = key_of(obj)
         if not key[1] or not self.accepts(key[0]):
             return False
         current = self._objects.get(key)
         if current is not None:
-            if not newer(_rv(obj), current.resource_version):
+            version = _rv(obj)
+            # The same version again is no change: typically the watch's echo of a write
+            # whose answer is already held (passing it on would reconcile the owner again).
+            if version == current.resource_version or not newer(version, current.resource_version):
                 return False
             self._unindex(key, current)
         held = _Held.of(slim(obj))

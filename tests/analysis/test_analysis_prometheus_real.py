@@ -11,17 +11,21 @@ Skipped, with the reason, only when no ``prometheus`` binary exists
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
-import httpx
+import aiohttp
 import pytest
 from triton_text import MODEL, VERSION, triton_metrics
 
@@ -30,6 +34,7 @@ from gantry.analysis.prometheus import PrometheusProvider
 from gantry.analysis.verdict import evaluate
 from gantry.api.spec import AnalysisSpec
 from gantry.api.status import Verdict
+from tests.support.loopback import refused_port
 
 PROMETHEUS = shutil.which("prometheus") or (
     "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
@@ -98,13 +103,13 @@ def _config(pods_port: int) -> str:
     )
 
 
-def _wait(url: str, params: dict[str, str] | None, ok: object, what: str, log: Path) -> None:
-    """Poll until ``ok(response)``; bounded by WAIT_S."""
+def _wait(url: str, ok: Callable[[bytes], bool], what: str, log: Path) -> None:
+    """Poll until a 2xx answer's body is ``ok``; bounded by WAIT_S."""
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            r = httpx.get(url, params=params, timeout=2.0)
-            if ok(r):  # type: ignore[operator]
+        # OSError: refused connections, timeouts and non-2xx answers (urllib's HTTPError).
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2.0) as r:
+            if ok(r.read()):
                 return
         time.sleep(0.3)
     pytest.fail(f"prometheus: {what} not within {WAIT_S}s; log:\n{log.read_text()[-3000:]}")
@@ -132,15 +137,16 @@ def prometheus(triton_pods: int, tmp_path_factory: pytest.TempPathFactory) -> It
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait(f"{address}/-/ready", None, lambda r: r.status_code == 200, "ready", log)
+        _wait(f"{address}/-/ready", lambda _: True, "ready", log)
         # Enough samples that a 5 s increase() is well covered for both pods.
         query = "min(count_over_time(nv_inference_request_success[6s]))"
 
-        def covered(r: httpx.Response) -> bool:
-            result = r.json()["data"]["result"]
+        def covered(body: bytes) -> bool:
+            result: list[Any] = json.loads(body)["data"]["result"]
             return bool(result) and float(result[0]["value"][1]) >= 6
 
-        _wait(f"{address}/api/v1/query", {"query": query}, covered, "6 s of samples", log)
+        query_url = f"{address}/api/v1/query?{urlencode({'query': query})}"
+        _wait(query_url, covered, "6 s of samples", log)
         yield address
     finally:
         proc.terminate()
@@ -178,7 +184,7 @@ def spec(min_rate: float = 0.99, **extra: object) -> AnalysisSpec:
 
 
 async def test_success_rate_latency_and_request_count(prometheus: str) -> None:
-    async with httpx.AsyncClient() as client:
+    async with aiohttp.ClientSession() as client:
         provider = PrometheusProvider(prometheus, client=client)
         m = await provider.measure(target(), spec(), datetime.now(UTC))
     assert m.error is None
@@ -217,7 +223,7 @@ async def test_the_stable_pods_are_not_counted(prometheus: str) -> None:
             {"name": "all-successes", "query": all_pods},
         ]
     )
-    async with httpx.AsyncClient() as client:
+    async with aiohttp.ClientSession() as client:
         m = await PrometheusProvider(prometheus, client=client).measure(
             target(), s, datetime.now(UTC)
         )
@@ -237,7 +243,7 @@ async def test_the_stable_pods_are_not_counted(prometheus: str) -> None:
     ids=["unknown-model", "unknown-deployment", "unknown-version"],
 )
 async def test_no_series_is_no_data_and_inconclusive(prometheus: str, kw: dict[str, str]) -> None:
-    async with httpx.AsyncClient() as client:
+    async with aiohttp.ClientSession() as client:
         m = await PrometheusProvider(prometheus, client=client).measure(
             target(**kw), spec(), datetime.now(UTC)
         )
@@ -248,10 +254,11 @@ async def test_no_series_is_no_data_and_inconclusive(prometheus: str, kw: dict[s
 
 
 async def test_an_unreachable_prometheus_is_an_error() -> None:
-    provider = PrometheusProvider(f"http://127.0.0.1:{_free_port()}", timeout=2.0)
-    try:
-        m = await provider.measure(target(), spec(), datetime.now(UTC))
-    finally:
-        await provider.close()
+    with refused_port() as port:
+        provider = PrometheusProvider(f"http://127.0.0.1:{port}", timeout=2.0)
+        try:
+            m = await provider.measure(target(), spec(), datetime.now(UTC))
+        finally:
+            await provider.close()
     assert m.error is not None
     assert evaluate(m, spec()).verdict is Verdict.ERROR

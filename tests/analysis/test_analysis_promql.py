@@ -1,14 +1,23 @@
-"""PromQL building and the Prometheus provider's response handling (injected transport)."""
+"""PromQL building and the Prometheus provider's response handling.
+
+The provider talks to a loopback aiohttp server that answers what each test scripts (a
+real Prometheus cannot be told to answer a 502 page); tests/analysis/
+test_analysis_prometheus_real.py runs it against a real one.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
+import pytest_asyncio
+from aiohttp import web
 
 from gantry.analysis.measurement import AnalysisTarget
 from gantry.analysis.prometheus import PrometheusProvider, QueryError, parse_result
@@ -23,6 +32,8 @@ from gantry.analysis.promql import (
 from gantry.analysis.verdict import evaluate
 from gantry.api.spec import AnalysisSpec, CustomCheck
 from gantry.api.status import Verdict
+from tests.reconciler.fake_apiserver import serve_loopback
+from tests.support.loopback import refused_port
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 TARGET = AnalysisTarget(
@@ -139,32 +150,49 @@ def test_parse_result_errors(payload: Any, message: str) -> None:
         parse_result(payload)
 
 
-def fake_prometheus(answers: dict[str, Any]) -> httpx.MockTransport:
-    """Answers by the metric name in the query; 'down' refuses connections."""
+@dataclass
+class FakePrometheus:
+    """Answers ``/api/v1/query`` by the metric name in the query: a JSON body, or a
+    ``(status, text)`` pair; an empty vector when no name matches. Records every request."""
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        query = request.url.params["query"]
-        assert request.url.path == "/api/v1/query"
-        assert request.url.params["time"] == f"{T0.timestamp():.3f}"
-        for key, answer in answers.items():
+    answers: dict[str, Any] = field(default_factory=dict)
+    seen: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    async def __call__(self, request: web.BaseRequest) -> web.Response:
+        self.seen.append((request.path, dict(request.query)))
+        query = request.query["query"]
+        for key, answer in self.answers.items():
             if key in query:
-                if answer == "down":
-                    raise httpx.ConnectError("connection refused", request=request)
                 if isinstance(answer, tuple):
-                    return httpx.Response(answer[0], text=answer[1])
-                return httpx.Response(200, json=answer)
-        return httpx.Response(200, json=vector())
-
-    return httpx.MockTransport(handler)
+                    return web.Response(status=answer[0], text=answer[1])
+                return web.json_response(answer)
+        return web.json_response(vector())
 
 
-def provider(answers: dict[str, Any]) -> PrometheusProvider:
-    client = httpx.AsyncClient(transport=fake_prometheus(answers))
-    return PrometheusProvider("http://prom.test:9090", client=client)
+@dataclass
+class Served:
+    fake: FakePrometheus
+    url: str
+    session: aiohttp.ClientSession
+
+    def provider(self, answers: dict[str, Any]) -> PrometheusProvider:
+        self.fake.answers = answers
+        return PrometheusProvider(self.url, client=self.session)
 
 
-async def test_measure_assembles_every_value() -> None:
-    p = provider(
+@pytest_asyncio.fixture(loop_scope="function")
+async def prom() -> AsyncIterator[Served]:
+    fake = FakePrometheus()
+    async with serve_loopback(fake) as url, aiohttp.ClientSession() as session:
+        yield Served(fake, url, session)
+    assert fake.seen
+    for path, params in fake.seen:
+        assert path == "/api/v1/query"
+        assert params["time"] == f"{T0.timestamp():.3f}"
+
+
+async def test_measure_assembles_every_value(prom: Served) -> None:
+    p = prom.provider(
         {
             "request_success": vector("990"),
             "request_failure": vector("10"),
@@ -183,29 +211,34 @@ async def test_measure_assembles_every_value() -> None:
     assert evaluate(m, SPEC).verdict is Verdict.SUCCESSFUL
 
 
-async def test_no_failure_series_means_no_failures() -> None:
-    p = provider({"request_success": vector("500")})
+async def test_no_failure_series_means_no_failures(prom: Served) -> None:
+    p = prom.provider({"request_success": vector("500")})
     m = await p.measure(TARGET, AnalysisSpec(), T0)
     assert (m.failures.value, m.requests) == (None, 500)
 
 
-async def test_unknown_model_is_no_data_and_inconclusive() -> None:
-    m = await provider({}).measure(TARGET, SPEC, T0)
+async def test_unknown_model_is_no_data_and_inconclusive(prom: Served) -> None:
+    m = await prom.provider({}).measure(TARGET, SPEC, T0)
     assert m.requests is None
     assert m.error is None
     assert evaluate(m, SPEC).verdict is Verdict.INCONCLUSIVE
 
 
 async def test_unreachable_prometheus_is_an_error_measurement() -> None:
-    m = await provider({"nv_": "down"}).measure(TARGET, SPEC, T0)
+    with refused_port() as port:
+        p = PrometheusProvider(f"http://127.0.0.1:{port}")  # its own session, closed here
+        try:
+            m = await p.measure(TARGET, SPEC, T0)
+        finally:
+            await p.close()
     assert m.error is not None
     assert "unreachable" in m.error
     assert evaluate(m, SPEC).verdict is Verdict.ERROR
 
 
-async def test_a_bad_custom_query_is_an_error_for_that_metric_only() -> None:
+async def test_a_bad_custom_query_is_an_error_for_that_metric_only(prom: Served) -> None:
     bad = {"status": "error", "errorType": "bad_data", "error": "1:5: parse error"}
-    p = provider(
+    p = prom.provider(
         {
             "request_success": vector("1000"),
             "request_duration": vector("1000000"),
@@ -221,8 +254,8 @@ async def test_a_bad_custom_query_is_an_error_for_that_metric_only() -> None:
     assert next(r for r in run.metrics if r.name == "success-rate").verdict is Verdict.SUCCESSFUL
 
 
-async def test_a_non_json_answer_is_an_error() -> None:
-    m = await provider({"request_success": (502, "<html>bad gateway</html>")}).measure(
+async def test_a_non_json_answer_is_an_error(prom: Served) -> None:
+    m = await prom.provider({"request_success": (502, "<html>bad gateway</html>")}).measure(
         TARGET, SPEC, T0
     )
     assert m.error is not None

@@ -5,7 +5,8 @@ Modules, pure first:
 * ``measurement``: the data a provider returns and the ``Provider`` protocol;
 * ``verdict``: one interval's Measurement against the AnalysisSpec -> AnalysisRun;
 * ``textformat``, ``counters``, ``promql``: parsing, deltas and queries;
-* ``scrape``, ``prometheus``, ``providers``: the providers (HTTP through httpx).
+* ``scrape``, ``prometheus``, ``providers``: the providers (HTTP through aiohttp, one
+  session per owner, shared by every provider of ``AnalysisProviders``).
 
 The providers are exported lazily (PEP 562): ``gantry.rollout`` imports the pure
 modules, and importing ``gantry.analysis.verdict`` runs this ``__init__`` first;

@@ -17,14 +17,16 @@ request count no interval can be judged).
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from datetime import datetime
 from typing import Any
 
-import httpx
+import aiohttp
 
 from gantry.analysis.measurement import AnalysisTarget, Measurement, Reading
 from gantry.analysis.promql import builtin_queries, duration, render_custom
+from gantry.analysis.scrape import SharedSession, session_of
 from gantry.api.spec import AnalysisSpec
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -72,8 +74,9 @@ class PrometheusProvider:
 
     Args:
         address: Base URL of the Prometheus server, e.g. ``http://prometheus:9090``.
-        client: An ``httpx.AsyncClient`` to share (closed by its owner); without one
-            the provider makes its own, closed by :meth:`close`.
+        client: An ``aiohttp.ClientSession`` (or ``SharedSession``) to share, closed by its
+            owner; without one the provider makes its own on first use, closed by
+            :meth:`close`.
         timeout: Seconds one query may take (also sent as the query ``timeout``).
         concurrency: Queries in flight at once.
     """
@@ -82,12 +85,12 @@ class PrometheusProvider:
         self,
         address: str,
         *,
-        client: httpx.AsyncClient | None = None,
+        client: aiohttp.ClientSession | SharedSession | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._session = session_of(client)
         self._url = address.rstrip("/") + "/api/v1/query"
         self._address = address
         self._timeout = timeout
@@ -96,7 +99,12 @@ class PrometheusProvider:
     async def close(self) -> None:
         """Close the HTTP client if the provider made it."""
         if self._owns_client:
-            await self._client.aclose()
+            await self._session.close()
+
+    async def _get(self, params: dict[str, str]) -> tuple[int, bytes]:
+        """One query's status and body; redirects are answers (not followed), as before."""
+        async with self._session().get(self._url, params=params, allow_redirects=False) as response:
+            return response.status, await response.read()
 
     async def query(self, promql: str, now: datetime) -> Reading:
         """Evaluate one instant query at ``now``; errors come back in the reading."""
@@ -107,18 +115,19 @@ class PrometheusProvider:
         }
         async with self._semaphore:
             try:
+                # aiohttp's own timeouts are TimeoutErrors too: both read as "no answer".
                 async with asyncio.timeout(self._timeout):
-                    response = await self._client.get(self._url, params=params)
+                    status, body = await self._get(params)
             except TimeoutError:
                 return Reading(None, query=promql, error=f"no answer within {self._timeout:g}s")
-            except httpx.HTTPError as exc:
+            except aiohttp.ClientError as exc:
                 error = f"{self._address} unreachable: {exc or type(exc).__name__}"
                 return Reading(None, query=promql, error=error)
         try:
             # Prometheus answers errors (400, 422, 503) with a JSON body that says why.
-            payload = response.json()
+            payload = json.loads(body)
         except ValueError:
-            error = f"HTTP {response.status_code} from {self._address}: body is not JSON"
+            error = f"HTTP {status} from {self._address}: body is not JSON"
             return Reading(None, query=promql, error=error)
         try:
             return Reading(parse_result(payload), query=promql)

@@ -3,17 +3,18 @@
 :class:`AnalysisProviders` is itself a :class:`~gantry.analysis.measurement.Provider`:
 the operator keeps one in its memo and calls ``measure`` for every canary; it
 dispatches on ``spec.provider.type`` and reuses one Prometheus provider per address.
+Every provider sends through one aiohttp session, made on first use.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-import httpx
+import aiohttp
 
 from gantry.analysis.measurement import AnalysisTarget, Measurement
 from gantry.analysis.prometheus import PrometheusProvider
-from gantry.analysis.scrape import ScrapeProvider
+from gantry.analysis.scrape import ScrapeProvider, SharedSession
 from gantry.api.spec import AnalysisProviderType, AnalysisSpec
 
 MAX_PROMETHEUS_ADDRESSES = 64
@@ -23,8 +24,9 @@ class AnalysisProviders:
     """Every provider the operator offers, behind one ``measure``.
 
     Args:
-        client: An ``httpx.AsyncClient`` shared by every provider (closed by its
-            owner); without one a client is made here and closed by :meth:`close`.
+        client: An ``aiohttp.ClientSession`` shared by every provider (closed by its
+            owner); without one a session is made here on first use and closed by
+            :meth:`close`.
         default_prometheus: Prometheus URL for specs that name no ``provider.address``.
         scrape_timeout: Seconds one pod's scrape may take.
         query_timeout: Seconds one PromQL query may take.
@@ -33,22 +35,21 @@ class AnalysisProviders:
     def __init__(
         self,
         *,
-        client: httpx.AsyncClient | None = None,
+        client: aiohttp.ClientSession | None = None,
         default_prometheus: str | None = None,
         scrape_timeout: float = 5.0,
         query_timeout: float = 10.0,
     ) -> None:
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient()
+        # Made lazily: a session binds to the running loop, and this runs before one may.
+        self._session = SharedSession(client)
         self._default_prometheus = default_prometheus
         self._query_timeout = query_timeout
-        self.scrape = ScrapeProvider(client=self._client, timeout=scrape_timeout)
+        self.scrape = ScrapeProvider(client=self._session, timeout=scrape_timeout)
         self._prometheus: dict[str, PrometheusProvider] = {}
 
     async def close(self) -> None:
-        """Close the HTTP client if it was made here."""
-        if self._owns_client:
-            await self._client.aclose()
+        """Close the HTTP session if it was made here."""
+        await self._session.close()
 
     def _prometheus_for(self, address: str) -> PrometheusProvider:
         provider = self._prometheus.get(address)
@@ -56,7 +57,9 @@ class AnalysisProviders:
             if len(self._prometheus) >= MAX_PROMETHEUS_ADDRESSES:
                 # Addresses come from user specs: keep the cache bounded.
                 self._prometheus.pop(next(iter(self._prometheus)))
-            provider = PrometheusProvider(address, client=self._client, timeout=self._query_timeout)
+            provider = PrometheusProvider(
+                address, client=self._session, timeout=self._query_timeout
+            )
             self._prometheus[address] = provider
         return provider
 

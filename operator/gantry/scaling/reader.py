@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import httpx
+import aiohttp
 
+from gantry.analysis.scrape import SharedSession, read_capped
 from gantry.analysis.textformat import parse
 from gantry.api.spec import ScalingMetricType
 from gantry.scaling.readings import PodValue, TritonSample, pod_value, triton_sample
@@ -45,7 +46,8 @@ class MetricsReader:
     def __init__(
         self, *, timeout: float = 3.0, concurrency: int = 16, max_bytes: int = DEFAULT_MAX_BYTES
     ) -> None:
-        self._client = httpx.AsyncClient(timeout=timeout)
+        # One session for every scrape, made on first use inside the running loop.
+        self._session = SharedSession()
         self._timeout = timeout
         self._gate = asyncio.Semaphore(concurrency)
         self._max_bytes = max_bytes
@@ -55,7 +57,7 @@ class MetricsReader:
         self._last_read: dict[str, datetime] = {}
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._session.close()
 
     def forget(self, key: str) -> None:
         self._samples.pop(key, None)
@@ -66,24 +68,14 @@ class MetricsReader:
         last = self._last_read.get(key)
         return last is None or (now - last).total_seconds() >= interval
 
-    async def _text(self, url: str) -> str:
-        async with self._client.stream("GET", url) as response:
-            response.raise_for_status()
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > self._max_bytes:
-                    raise ValueError(f"metrics body larger than {self._max_bytes} bytes")
-        return body.decode("utf-8", errors="replace")
-
     async def _sample(self, target: ScrapeTarget, model: str, now: datetime) -> TritonSample | str:
         async with self._gate:
             try:
                 async with asyncio.timeout(self._timeout):
-                    text = await self._text(target.url)
+                    text = await read_capped(self._session(), target.url, max_bytes=self._max_bytes)
             except TimeoutError:
                 return f"{target.url} gave no answer within {self._timeout:g}s"
-            except (httpx.HTTPError, ValueError) as exc:
+            except (aiohttp.ClientError, ValueError) as exc:
                 return f"{target.url}: {exc or type(exc).__name__}"
         return triton_sample(parse(text).samples, model=model, now=now)
 

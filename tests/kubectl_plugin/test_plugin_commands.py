@@ -1,7 +1,8 @@
 """The plugin's shell without a cluster: arguments, gates, frames and the watch loop.
 
 A fake client stands in for :class:`gantry.kube.KubeClient` and a fake clock for time, so
-the watch loop runs its polls instantly and deterministically.
+the watch loop runs its polls instantly and deterministically; one test puts a real
+KubeClient in front of a port that refuses connections, for the error it really raises.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
-from gantry.kube import ApiError, Manifest, Resource
+from gantry.kube import ApiError, ClusterConfig, KubeClient, Manifest, Resource
 from gantry.kube.resources import MODEL_DEPLOYMENT
 from gantry.kubectl_plugin import cli, commands, screen
 from gantry.kubectl_plugin.commands import Clock, PluginError, Target
 from gantry.rollout import GATE_ANNOTATIONS
 from tests.kubectl_plugin.builders import NOW, canary_status, md, ready_status
+from tests.support.loopback import refused_port
 
 TARGET = Target("resnet", "ml")
 
@@ -66,6 +67,9 @@ class FakeTime:
 
 
 NOT_FOUND = ApiError(404, "NotFound", 'modeldeployments "resnet" not found')
+# What KubeClient raises when no connection can be made (a real one is checked against it
+# in test_a_kube_client_that_cannot_connect_reads_as_unreachable).
+UNREACHABLE = ApiError(503, "Unavailable", "ClientConnectorError: Cannot connect to host")
 
 
 # --- targets and gates -----------------------------------------------------------------------
@@ -137,7 +141,11 @@ async def test_request_gate_merge_patches_the_annotation() -> None:
     [
         (NOT_FOUND, 'modeldeployment "resnet" in namespace "ml" not found'),
         (ApiError(403, "Forbidden", "cannot patch"), "the API server refused: 403 Forbidden"),
-        (httpx.ConnectError("connection refused"), "cannot reach the API server"),
+        (UNREACHABLE, "cannot reach the API server"),
+        (
+            ApiError(503, "ServiceUnavailable", "etcd is down"),
+            "the API server refused: 503 ServiceUnavailable",
+        ),
     ],
 )
 async def test_request_gate_failures(error: Exception, message: str) -> None:
@@ -162,6 +170,22 @@ def test_frames_elsewhere_are_plain_text_one_after_another() -> None:
 
 
 # --- get and watch ---------------------------------------------------------------------------
+
+
+async def test_a_kube_client_that_cannot_connect_reads_as_unreachable() -> None:
+    with refused_port() as port:
+        config = ClusterConfig(server=f"http://127.0.0.1:{port}")
+        async with KubeClient(config, field_manager=commands.FIELD_MANAGER, timeout=5) as kube:
+            with pytest.raises(ApiError) as raised:
+                await kube.get(MODEL_DEPLOYMENT, TARGET.name, TARGET.namespace)
+            assert (raised.value.status, raised.value.reason) == (
+                UNREACHABLE.status,
+                UNREACHABLE.reason,
+            )
+            with pytest.raises(
+                PluginError, match="cannot reach the API server: ClientConnectorError"
+            ):
+                await commands.fetch(kube, TARGET)
 
 
 async def test_get_draws_once() -> None:
@@ -204,7 +228,7 @@ async def test_watch_on_a_terminal_repaints_every_poll() -> None:
 
 async def test_watch_keeps_going_through_errors_and_deletion() -> None:
     obj = md(status=ready_status())
-    client = FakeClient([obj, httpx.ConnectError("refused"), None, obj])
+    client = FakeClient([obj, UNREACHABLE, None, obj])
     out = io.StringIO()
     await commands.watch(client, TARGET, out, tty=False, duration=3, clock=FakeTime().clock())
     text = out.getvalue()

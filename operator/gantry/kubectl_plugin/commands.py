@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
-import httpx
-
 from gantry.api.spec import GROUP
 from gantry.kube import ApiError, Manifest, Resource
 from gantry.kube.resources import MODEL_DEPLOYMENT
@@ -80,19 +78,24 @@ def gate(verb: str, *, step: bool = False) -> Gate:
     return Gate(verb, annotations[verb], "step" if step and verb == "promote" else "true")
 
 
-def _failure(target: Target, exc: Exception) -> PluginError:
-    if isinstance(exc, ApiError):
-        if exc.not_found:
-            return PluginError(f"{target} not found")
-        return PluginError(f"{target}: the API server refused: {exc}")
-    return PluginError(f"{target}: cannot reach the API server: {exc}")
+# How KubeClient reports a failed transport (refused, reset, timed out): a 503 of its own
+# making, not the server's (whose 503s say "ServiceUnavailable").
+_TRANSPORT_FAILURE = (503, "Unavailable")
+
+
+def _failure(target: Target, exc: ApiError) -> PluginError:
+    if exc.not_found:
+        return PluginError(f"{target} not found")
+    if (exc.status, exc.reason) == _TRANSPORT_FAILURE:
+        return PluginError(f"{target}: cannot reach the API server: {exc.message}")
+    return PluginError(f"{target}: the API server refused: {exc}")
 
 
 async def fetch(client: Client, target: Target) -> Manifest:
     """The ModelDeployment, or a :class:`PluginError` that says why not."""
     try:
         md = await client.get(MODEL_DEPLOYMENT, target.name, target.namespace)
-    except (ApiError, httpx.HTTPError) as exc:
+    except ApiError as exc:
         raise _failure(target, exc) from exc
     if md is None:
         raise PluginError(f"{target} not found")
@@ -107,7 +110,7 @@ async def request_gate(client: Client, target: Target, g: Gate) -> str:
     patch = {"metadata": {"annotations": {g.annotation: g.value}}}
     try:
         await client.patch_merge(MODEL_DEPLOYMENT, target.name, target.namespace, patch)
-    except (ApiError, httpx.HTTPError) as exc:
+    except ApiError as exc:
         raise _failure(target, exc) from exc
     what = "promote (current step only)" if g.value == "step" else g.verb
     return (
@@ -139,7 +142,7 @@ async def get(client: Client, target: Target, out: TextIO, *, clock: Clock | Non
 async def _read(client: Client, target: Target) -> Manifest | PluginError:
     try:
         md = await client.get(MODEL_DEPLOYMENT, target.name, target.namespace)
-    except (ApiError, httpx.HTTPError) as exc:
+    except ApiError as exc:
         return _failure(target, exc)
     return md if md is not None else PluginError(f"{target} not found")
 

@@ -29,8 +29,8 @@ def run_operator(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # One line per API request drowns what matters; failures still surface as errors.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # No client logger to quiet: aiohttp (the Kubernetes client, probes, scrapes) logs no
+    # line per request, as httpx did at INFO.
     # Importing registers the handlers with kopf's default registry.
     from gantry.handlers import modeldeployment  # noqa: F401
 

@@ -8,6 +8,10 @@ proxy reaches the API server with the original kubeconfig's CA and client certif
 Which fault a request gets is decided by :class:`e2e.faults.plan.Planner` (seeded, bounded in
 count); this module only orders the steps: count, decide, answer or forward, stream back. It
 runs its own event loop in a thread, so synchronous tests start, switch and read it directly.
+
+Switched off (``enabled=False``) it is a counting proxy: every request is still recorded
+(:meth:`FaultProxy.since`), so a test can tell one client's requests apart from everyone
+else's on a shared API server.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +104,29 @@ def _reset(request: web.BaseRequest) -> None:
     transport.abort()
 
 
+@dataclass(frozen=True)
+class Seen:
+    """One request that reached the proxy."""
+
+    at: float  # time.monotonic() when it arrived
+    method: str
+    path: str
+    params: dict[str, str]
+    agent: str
+
+    @property
+    def watch(self) -> bool:
+        return self.params.get("watch") in ("true", "1")
+
+    @property
+    def by_gantry(self) -> bool:
+        """Gantry's own client (kopf's watch of ModelDeployments says ``kopf/...``)."""
+        return self.agent.startswith("gantry")
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.agent.split('/')[0]}]"
+
+
 class FaultProxy:
     """The proxy; ``with FaultProxy(upstream, workdir, config) as proxy: ...``.
 
@@ -125,6 +153,7 @@ class FaultProxy:
         self._planner = Planner(config)
         self._requests: Counter[str] = Counter()
         self._faults: Counter[str] = Counter()
+        self._seen: list[Seen] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -165,6 +194,11 @@ class FaultProxy:
     def stats(self) -> ProxyStats:
         with self._lock:
             return ProxyStats(dict(self._requests), dict(self._faults))
+
+    def since(self, start: float, end: float | None = None) -> list[Seen]:
+        """The requests that arrived in ``[start, end)`` (``time.monotonic()`` seconds)."""
+        with self._lock:
+            return [s for s in self._seen if s.at >= start and (end is None or s.at < end)]
 
     def write_kubeconfig(self, original: Path, dest: Path) -> Path:
         """A copy of ``original``'s current context that points at the proxy."""
@@ -248,7 +282,15 @@ class FaultProxy:
     def _decide(self, request: web.Request) -> Fault | None:
         info = verb_of(request.method, request.path, request.query_string)
         fault = self._planner.fault_for(info) if self.enabled else None
+        seen = Seen(
+            time.monotonic(),
+            request.method,
+            request.path,
+            dict(request.query),
+            request.headers.get("User-Agent", ""),
+        )
         with self._lock:
+            self._seen.append(seen)
             self._requests[info.verb] += 1
             if fault is not None:
                 self._faults[fault.value] += 1

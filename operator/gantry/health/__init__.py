@@ -4,8 +4,9 @@
 ready and, when the model is not, why (Triton's repository index);
 ``summarize`` folds the answers into one line for a status condition.
 
-This package is the only one that imports tritonclient; it imports neither
-kopf, nor a Kubernetes client, nor torch.
+It speaks KServe v2 itself over aiohttp, the operator's one HTTP stack (no
+tritonclient: see ``probe``); it imports neither kopf, nor a Kubernetes client,
+nor torch.
 """
 
 from gantry.health.pool import PoolStats, ProbePool, ProbeTarget

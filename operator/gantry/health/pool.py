@@ -1,12 +1,14 @@
-"""Model-health probes at scale: pooled clients, a global rate bound, cached answers.
+"""Model-health probes at scale: one pooled session, a global rate bound, cached answers.
 
 At a thousand ModelDeployments the probes are the operator's biggest source of
 traffic, and each one used to open a fresh HTTP client (a TCP handshake or
 three per pod per reconcile). :class:`ProbePool` changes three things:
 
-* **One client per endpoint**, kept while the endpoint is probed and closed
-  after ``idle_close`` seconds without use, so a steady pod is asked over a
-  kept-alive connection.
+* **One session for every endpoint**: its connector keeps a few connections per
+  pod alive between probes (aiohttp's keep-alive), so a steady pod is asked over
+  a kept connection, and a thousand pods cost a thousand sockets, not a
+  thousand sessions. Each endpoint gets a light client bound to that session,
+  forgotten (with its cached answer) after ``idle_close`` seconds without use.
 * **A bound across all objects**: at most ``concurrency`` probes in flight and
   ``rate`` probes started per second (a token bucket), however many
   reconciles run at once.
@@ -23,7 +25,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gantry.health.probe import Client, ModelProbe, ProbeReason, new_client, probe_endpoint
+import aiohttp
+
+from gantry.health.probe import (
+    Client,
+    ModelProbe,
+    ProbeReason,
+    new_client,
+    new_session,
+    probe_endpoint,
+)
 
 __all__ = ["PoolStats", "ProbePool", "ProbeTarget"]
 
@@ -40,8 +51,8 @@ class ProbeTarget:
 class PoolStats:
     sent: int = 0  # probes actually sent
     reused: int = 0  # answers served from the cache
-    clients_opened: int = 0
-    clients_closed: int = 0
+    clients_opened: int = 0  # endpoints bound to the session
+    clients_closed: int = 0  # bindings dropped (idle, or the pool closed)
 
 
 @dataclass
@@ -103,6 +114,7 @@ class ProbePool:
             raise ValueError("concurrency must be >= 1 and rate > 0")
         self._gate = asyncio.Semaphore(self.concurrency)
         self._bucket = _TokenBucket(self.rate, self.concurrency)
+        self._session: aiohttp.ClientSession | None = None  # made in the loop, on first use
         self._clients: dict[str, Client] = {}
         self._used: dict[str, float] = {}
         self._cache: dict[str, _Cached] = {}
@@ -147,13 +159,15 @@ class ProbePool:
     def _client_for(self, endpoint: str) -> Client:
         client = self._clients.get(endpoint)
         if client is None:
-            client = new_client(endpoint, timeout=self.timeout)
+            if self._session is None:
+                self._session = new_session()
+            client = new_client(endpoint, timeout=self.timeout, session=self._session)
             self._clients[endpoint] = client
             self.stats.clients_opened += 1
         return client
 
     async def _sweep(self) -> None:
-        """Close clients (and drop answers) of endpoints not probed for ``idle_close`` s."""
+        """Drop clients and answers of endpoints not probed for ``idle_close`` s."""
         cutoff = time.monotonic() - self.idle_close
         for endpoint in [e for e, used in self._used.items() if used < cutoff]:
             await self._drop(endpoint)
@@ -167,5 +181,9 @@ class ProbePool:
             await client.close()
 
     async def close(self) -> None:
+        """Drop every client and close the session (a later probe makes a new one)."""
         for endpoint in list(self._clients):
             await self._drop(endpoint)
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()

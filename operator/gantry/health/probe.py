@@ -1,4 +1,4 @@
-"""Model-health probes of KServe v2 endpoints (Triton), with tritonclient.
+"""Model-health probes of KServe v2 endpoints (Triton), over the operator's aiohttp.
 
 One probe asks a server three questions, stopping as soon as it knows enough:
 
@@ -16,28 +16,41 @@ Triton may restrict the repository index (PyTriton does by default; the Gantry
 runtime opens it with ``GANTRY_TRITON_ACCESS_TOKEN``): pass the header with
 ``headers``. Without it a failed model is still reported, as
 ``ModelUnavailable`` with the index error in the message.
+
+The three calls are made by :class:`KServeClient`, not tritonclient: its aio client
+pulls numpy, gevent, protobuf and rapidjson into the operator (22 MiB of resident
+memory for three requests) and opens an ``aiohttp.ClientSession`` per endpoint.
+:class:`KServeClient` keeps tritonclient's answers (which statuses mean ready, how
+an error body becomes the message, how a model name is quoted) and binds many
+endpoints to one session made by :func:`new_session`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
+from urllib.parse import quote
 
 import aiohttp
-import tritonclient.http.aio as triton_http
-from tritonclient.utils import InferenceServerException
 
 __all__ = [
     "ACCESS_TOKEN_HEADER",
     "MAX_MESSAGE_CHARS",
     "SEVERITY",
     "Client",
+    "KServeClient",
+    "KServeError",
     "ModelProbe",
     "ProbeReason",
+    "base_url",
+    "error_from_body",
+    "model_ready_path",
     "new_client",
+    "new_session",
     "probe_endpoint",
     "probe_endpoints",
 ]
@@ -46,14 +59,14 @@ __all__ = [
 ACCESS_TOKEN_HEADER = "triton-access-token"
 #: Probe messages are bounded; Triton's load failures can carry whole tracebacks.
 MAX_MESSAGE_CHARS = 2000
+#: Kept-alive connections to one server at most: probes of one pod are few and short.
+CONNECTIONS_PER_HOST = 4
+#: tritonclient's words for a non-200 answer without a body.
+EMPTY_ERROR_BODY = "client received an empty response from the server."
 
 
 class Client(Protocol):
-    """The slice of ``tritonclient.http.aio.InferenceServerClient`` used here.
-
-    tritonclient ships no annotations (and its star re-exports confuse type
-    checkers about which class this is), so this names the calls we rely on.
-    """
+    """The three KServe v2 calls a probe makes (tritonclient's signatures)."""
 
     async def is_server_ready(self, headers: dict[str, str] | None = None) -> bool: ...
 
@@ -66,10 +79,148 @@ class Client(Protocol):
     async def close(self) -> None: ...
 
 
-_new_client = cast(Callable[..., Client], triton_http.InferenceServerClient)
+class KServeError(Exception):
+    """A KServe v2 call was refused: a non-200 answer, or a header that cannot be sent.
 
-# What the network and tritonclient raise for servers that are down, slow or odd.
-_NETWORK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError, InferenceServerException, ValueError)
+    Reads as tritonclient's ``InferenceServerException``: ``[status] message``, the
+    message being the server's own ``{"error": ...}``.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+    def __str__(self) -> str:
+        return self.message if self.status is None else f"[{self.status}] {self.message}"
+
+
+# What the network and the server raise for servers that are down, slow or odd
+# (ValueError: an unparsable URL or JSON body).
+_NETWORK_ERRORS = (aiohttp.ClientError, OSError, TimeoutError, KServeError, ValueError)
+
+
+def error_from_body(status: int, body: bytes) -> KServeError:
+    """The error a non-200 answer carries, worded as tritonclient words it."""
+    text = None
+    try:
+        text = body.decode("utf-8")
+        decoded = json.loads(text) if text else {"error": EMPTY_ERROR_BODY}
+        return KServeError(str(decoded["error"]), status)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:  # not JSON, not an object
+        return KServeError(
+            "an exception occurred in the client while decoding the response: "
+            f"{exc}\nresponse: {text}",
+            status,
+        )
+
+
+def base_url(endpoint: str) -> str:
+    """``scheme://host:port`` of an endpoint given as ``host:port`` or with a scheme."""
+    for scheme in ("https://", "http://"):
+        if endpoint.startswith(scheme):
+            return scheme + endpoint[len(scheme) :].rstrip("/")
+    return "http://" + endpoint.rstrip("/")
+
+
+def model_ready_path(model: str, version: str = "") -> str:
+    """The ready path of a model (version), its name quoted as tritonclient quotes it.
+
+    tritonclient sends the version unquoted; it is quoted here too, which changes
+    nothing for the digits Triton's versions are and keeps anything else in the path.
+    """
+    name = quote(model)
+    return (
+        f"v2/models/{name}/versions/{quote(version)}/ready"
+        if version
+        else f"v2/models/{name}/ready"
+    )
+
+
+def _request_headers(headers: Mapping[str, str] | None) -> dict[str, str] | None:
+    if not headers:
+        return None
+    # tritonclient refuses it: the body is sent whole, never chunk-encoded by hand.
+    if any(key.lower() == "transfer-encoding" for key in headers):
+        raise KServeError("Unsupported HTTP header: 'Transfer-Encoding' is not supported")
+    return {str(key): str(value) for key, value in headers.items()}
+
+
+class KServeClient:
+    """The KServe v2 calls of a probe, to one endpoint, over a session it may share.
+
+    Args:
+        endpoint: ``host:port``, ``http://host:port`` or ``https://host:port`` (TLS,
+            verified against the system's CAs).
+        session: the session to send through.
+        timeout: aiohttp's limit per request.
+        owns_session: :meth:`close` closes the session (a probe's temporary one).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        session: aiohttp.ClientSession,
+        *,
+        timeout: aiohttp.ClientTimeout,
+        owns_session: bool = False,
+    ) -> None:
+        self.url = base_url(endpoint)
+        self._session = session
+        self._timeout = timeout
+        self._owns_session = owns_session
+
+    async def is_server_ready(self, headers: dict[str, str] | None = None) -> bool:
+        """Whether ``/v2/health/ready`` answers 200 (any other status is "not ready")."""
+        status, _ = await self._send("GET", "v2/health/ready", headers)
+        return status == 200
+
+    async def is_model_ready(
+        self, model_name: str, model_version: str = "", headers: dict[str, str] | None = None
+    ) -> bool:
+        """Whether the model (version) ready endpoint answers 200."""
+        status, _ = await self._send("GET", model_ready_path(model_name, model_version), headers)
+        return status == 200
+
+    async def get_model_repository_index(self, headers: dict[str, str] | None = None) -> Any:
+        """The decoded repository index; raises :class:`KServeError` on a non-200."""
+        status, body = await self._send("POST", "v2/repository/index", headers, data=b"")
+        if status != 200:
+            raise error_from_body(status, body)
+        return json.loads(body)
+
+    async def close(self) -> None:
+        """Close the session if it is this client's own; a shared one stays open."""
+        if self._owns_session:
+            await self._session.close()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None,
+        data: bytes | None = None,
+    ) -> tuple[int, bytes]:
+        async with self._session.request(
+            method,
+            f"{self.url}/{path}",
+            headers=_request_headers(headers),
+            data=data,
+            timeout=self._timeout,
+        ) as response:
+            # Read to the end even when only the status counts: an unread body closes
+            # the connection instead of returning it to the pool for the next probe.
+            return response.status, await response.read()
+
+
+def new_session() -> aiohttp.ClientSession:
+    """A session for probes (call it inside the running loop it will be used on).
+
+    Its connector keeps a few connections per server alive between probes; it sets no
+    total bound, since callers bound the probes in flight themselves.
+    """
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=CONNECTIONS_PER_HOST)
+    return aiohttp.ClientSession(connector=connector)
 
 
 class ProbeReason(StrEnum):
@@ -115,14 +266,6 @@ def _bounded(text: str) -> str:
 def _error(exc: BaseException) -> str:
     detail = str(exc) or "no detail"
     return f"{type(exc).__name__}: {detail}"
-
-
-def _split(endpoint: str) -> tuple[str, bool]:
-    """tritonclient wants ``host:port`` and a separate TLS flag."""
-    for scheme, ssl in (("https://", True), ("http://", False)):
-        if endpoint.startswith(scheme):
-            return endpoint[len(scheme) :].rstrip("/"), ssl
-    return endpoint.rstrip("/"), False
 
 
 @dataclass
@@ -211,12 +354,20 @@ async def _probe(
     return _classify(endpoint, server_ready, model, entry, index_error)
 
 
-def new_client(endpoint: str, *, timeout: float) -> Client:
-    """A tritonclient HTTP client for ``endpoint`` (its own aiohttp session: close it)."""
-    url, ssl = _split(endpoint)
+def new_client(
+    endpoint: str, *, timeout: float, session: aiohttp.ClientSession | None = None
+) -> Client:
+    """A client for ``endpoint`` bound to ``session``, or to a session of its own.
+
+    Close it either way: closing a client bound to a shared session leaves the session
+    (and its kept connections) to its owner.
+    """
     # aiohttp's own limit is set past the probe's so that expiry is always the probe's,
     # and reported the same way whichever request was slow.
-    return _new_client(url, conn_timeout=timeout + 1.0, ssl=ssl)
+    limit = aiohttp.ClientTimeout(total=timeout + 1.0)
+    if session is None:
+        return KServeClient(endpoint, new_session(), timeout=limit, owns_session=True)
+    return KServeClient(endpoint, session, timeout=limit)
 
 
 async def probe_endpoint(
@@ -238,8 +389,8 @@ async def probe_endpoint(
         version: the model version, or ``None`` for Triton's default policy.
         timeout: seconds for the whole probe (all its requests together).
         headers: extra headers, e.g. ``{ACCESS_TOKEN_HEADER: token}``.
-        client: a kept client of :func:`new_client` for this endpoint (left open);
-            without one, a client is made for this probe and closed after it.
+        client: a client of :func:`new_client` for this endpoint (left open); without
+            one, a client with a session of its own is made and closed after the probe.
     """
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
@@ -285,9 +436,13 @@ async def probe_endpoints(
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     gate = asyncio.Semaphore(concurrency)
+    async with new_session() as session:  # one for the batch: an endpoint listed twice reuses
 
-    async def one(endpoint: str) -> ModelProbe:
-        async with gate:
-            return await probe_endpoint(endpoint, model, version, timeout=timeout, headers=headers)
+        async def one(endpoint: str) -> ModelProbe:
+            client = new_client(endpoint, timeout=timeout, session=session)
+            async with gate:
+                return await probe_endpoint(
+                    endpoint, model, version, timeout=timeout, headers=headers, client=client
+                )
 
-    return list(await asyncio.gather(*(one(e) for e in endpoints)))
+        return list(await asyncio.gather(*(one(e) for e in endpoints)))

@@ -8,12 +8,15 @@ whatever the test scripts, so each branch of the probe runs over a real socket.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest_asyncio
 from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -64,14 +67,20 @@ async def fake() -> AsyncIterator[Fake]:
         finally:
             script.in_flight -= 1
 
+    runner, endpoint = await start_server(answer)
+    try:
+        yield Fake(script, endpoint)
+    finally:
+        await runner.cleanup()
+
+
+async def start_server(
+    answer: Handler, *, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, str]:
+    """Serve every path with ``answer`` on a free loopback port; the runner and ``host:port``."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield Fake(script, f"127.0.0.1:{port}")
-    finally:
-        await runner.cleanup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context).start()
+    return runner, f"127.0.0.1:{runner.addresses[0][1]}"

@@ -61,6 +61,20 @@ async def test_probes_of_one_endpoint_share_one_kept_connection(fake: Fake) -> N
     assert pool.stats.clients_closed == 1
 
 
+async def test_a_closed_pool_probes_again_over_a_new_session(fake: Fake) -> None:
+    fake.script.model_ready = True
+    pool = ProbePool(timeout=2, ready_interval=0)
+    try:
+        await pool.probe([ProbeTarget(fake.endpoint)], "m", "1")
+        await pool.close()  # closes the session and its kept connection
+        (again,) = await pool.probe([ProbeTarget(fake.endpoint)], "m", "1")
+        assert again.reason is ProbeReason.MODEL_READY
+        assert len(fake.script.peers) == 2  # a new connection, from a new session
+        assert (pool.stats.clients_opened, pool.stats.clients_closed) == (2, 1)
+    finally:
+        await pool.close()
+
+
 async def test_idle_endpoints_are_closed_and_forgotten(fake: Fake) -> None:
     fake.script.model_ready = True
     pool = ProbePool(timeout=2, ready_interval=3600, idle_close=0)

@@ -84,9 +84,10 @@ class OperatorMetrics:
             registry=r,
         )
 
-        # The (revision, resource) label values counted per ModelDeployment, so
-        # ``forget`` can drop every series of a deleted one (``remove`` needs them all).
-        self._gpu_series: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        # Every series of a metric with labels beyond (namespace, name), per ModelDeployment,
+        # so ``forget`` can drop them all (``remove`` needs each label set). Without it a
+        # cluster that creates and deletes models keeps one series per name ever seen.
+        self._series: dict[tuple[str, str], set[tuple[Counter, tuple[str, ...]]]] = {}
         self.gpu_seconds = Counter(
             "gantry_gpu_seconds",
             "GPU-seconds (whole GPUs or MIG slices) held by running pods, integrated "
@@ -95,14 +96,22 @@ class OperatorMetrics:
             registry=r,
         )
 
+    def _count(self, metric: Counter, namespace: str, name: str, *rest: str, by: float) -> None:
+        metric.labels(namespace, name, *rest).inc(by)
+        self._series.setdefault((namespace, name), set()).add((metric, rest))
+
     def add_gpu_seconds(
         self, namespace: str, name: str, accrued: dict[tuple[str, str], float]
     ) -> None:
         """Count GPU-seconds by (revision, resource) for one ModelDeployment."""
-        series = self._gpu_series.setdefault((namespace, name), set())
         for (rev, resource), seconds in accrued.items():
-            self.gpu_seconds.labels(namespace, name, rev, resource).inc(seconds)
-            series.add((rev, resource))
+            self._count(self.gpu_seconds, namespace, name, rev, resource, by=seconds)
+
+    def count_verdict(self, namespace: str, name: str, verdict: str) -> None:
+        self._count(self.analysis_verdicts, namespace, name, verdict, by=1)
+
+    def count_rollout_event(self, namespace: str, name: str, reason: str) -> None:
+        self._count(self.rollout_events, namespace, name, reason, by=1)
 
     def count_tasks_of(self, loop: asyncio.AbstractEventLoop) -> None:
         """Read the task count of ``loop`` at each scrape (from the metrics server's thread:
@@ -125,8 +134,9 @@ class OperatorMetrics:
         for gauge in (self.canary_weight, self.canary_step):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, name)
-        for rev, resource in self._gpu_series.pop((namespace, name), set()):
-            self.gpu_seconds.remove(namespace, name, rev, resource)
+        for metric, rest in self._series.pop((namespace, name), set()):
+            with contextlib.suppress(KeyError):
+                metric.remove(namespace, name, *rest)
 
     def serve(self, port: int, *, addr: str = "0.0.0.0") -> None:
         start_http_server(port, addr=addr, registry=self.registry)

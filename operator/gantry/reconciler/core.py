@@ -342,7 +342,7 @@ class Reconciler:
         )
         events = tuple(Transition(e.type, e.reason, e.message) for e in decision.events)
         for event in decision.events:  # the rollout's own steps: Promoted, RolledBack, ...
-            self.metrics.rollout_events.labels(owner.namespace, owner.name, event.reason).inc()
+            self.metrics.count_rollout_event(owner.namespace, owner.name, event.reason)
         if scaled is not None and scaled.rescaled:
             events += (Transition("Normal", "Rescaled", scaled.rescaled),)
         requeue = decision.requeue_after
@@ -712,7 +712,7 @@ class Reconciler:
         last = canary.analysis.last if canary else None
         before = previous.canary.analysis.last if previous.canary else None
         if last is not None and (before is None or before.time != last.time):
-            self.metrics.analysis_verdicts.labels(ns, name, last.verdict.value).inc()
+            self.metrics.count_verdict(ns, name, last.verdict.value)
 
 
 class OwnedChild(NamedTuple):

@@ -48,6 +48,10 @@ CONCURRENCY = int(os.environ.get("GANTRY_E2E_FAULTS_CONCURRENCY", "6"))
 SEED = int(os.environ.get("GANTRY_E2E_FAULTS_SEED", "11"))
 MAX_REQUEST_RATIO = 5.0
 RUN_TIMEOUT_S = 120.0 + 40.0 * MDS
+# Runtimes backing pods at once: a ModelDeployment in flight has up to three pods (stable,
+# canary, a surge pod), and a finished one's pods run on until the garbage collector reaches
+# them (seconds to minutes on a loaded API server). The long form found 2 per slot too few.
+MAX_BACKED = 3 * min(CONCURRENCY, MDS) + 4
 
 pytestmark = [
     pytest.mark.runtime,
@@ -108,7 +112,7 @@ def run_scenario(
     with (
         private_namespace(kubectl, label) as ns,
         FastStopBacker(
-            kubectl, ns, healthy_backing(weights), work / "pods", max_processes=2 * CONCURRENCY + 2
+            kubectl, ns, healthy_backing(weights), work / "pods", max_processes=MAX_BACKED
         ) as backer,
         FaultProxy(upstream, work, config or FaultConfig(), enabled=config is not None) as proxy,
     ):

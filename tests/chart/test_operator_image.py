@@ -66,10 +66,12 @@ def test_the_operator_without_extras_pulls_no_torch_and_no_triton() -> None:
     needed = _closure("gantry")
     assert "kopf" in needed
     assert "pydantic" in needed
-    for heavy in ("torch", "nvidia-pytriton"):
+    # tritonclient would bring numpy and gevent; httpx a second HTTP stack beside aiohttp.
+    for heavy in ("torch", "nvidia-pytriton", "tritonclient", "numpy", "gevent", "httpx"):
         assert heavy not in needed, sorted(needed)
     with_runtime = _closure("gantry", frozenset({"runtime"}))
     assert "torch" in with_runtime  # the check can see torch when it is asked for
+    assert "tritonclient" in with_runtime
 
 
 def test_the_image_user_is_numeric_non_root_and_matches_the_chart() -> None:
